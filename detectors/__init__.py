@@ -1,0 +1,1 @@
+"""GPU-side detection: NVML snapshots, /proc mapping, classification (pure)."""

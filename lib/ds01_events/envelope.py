@@ -1,0 +1,231 @@
+"""The one event envelope (schema_version "1"): build, encode to one line, decode.
+
+A line is compact UTF-8 JSON of at most ``MAX_LINE_BYTES`` including the newline.
+Field order on disk: timestamp, event_type, schema_version, user, source, details,
+host, id, origin. ``user``, ``source``, ``details`` and ``origin`` are omitted when
+empty. ``origin`` is stamped by the watcher from kernel-attested credentials only:
+`make_event` does not take it and `decode_client_line` drops it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import msgspec
+
+SCHEMA_VERSION = "1"
+MAX_LINE_BYTES = 4096
+# user and source are short names; bounding them guarantees truncation of details
+# alone can always bring a line under MAX_LINE_BYTES.
+MAX_NAME_CHARS = 256
+
+_EVENT_TYPE = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_]+)+")
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
+_ID = re.compile(r"[0-9a-f]{32}")
+_JSON_TYPES = (str, int, float, bool, type(None), list, dict)
+
+
+class InvalidEvent(ValueError):
+    """An event that cannot be recorded as given; the message says what to fix."""
+
+
+class Origin(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Who really sent an event, as the kernel reported it to the watcher."""
+
+    uid: int
+    gid: int | None = None
+    pid: int | None = None
+
+
+class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One audit event. Build with `make_event`; encode with `encode_line`."""
+
+    timestamp: str
+    event_type: str
+    schema_version: str
+    user: str | None = None
+    source: str | None = None
+    details: dict[str, Any] = msgspec.field(default_factory=dict)
+    host: str
+    id: str
+    origin: Origin | None = None
+
+
+_encoder = msgspec.json.Encoder(enc_hook=str)
+_decoder = msgspec.json.Decoder(Event)
+
+
+def utc_timestamp(when: datetime | float | None = None) -> str:
+    """UTC, always 6 fractional digits and ``Z`` (fixed width: sorts as text).
+
+    ``datetime.isoformat()`` drops the fraction when microseconds are 0, so the
+    format is spelled out.
+    """
+    if when is None:
+        ns = time.time_ns()
+        secs, micros = divmod(ns // 1000, 1_000_000)
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{micros:06d}Z"
+    if isinstance(when, datetime):
+        if when.tzinfo is None:
+            msg = "naive datetime: give a timezone-aware time so it can be stored as UTC"
+            raise InvalidEvent(msg)
+        return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(when, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_timestamp(value: str) -> datetime:
+    """The aware UTC datetime of an envelope timestamp (also accepts offsets)."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+_HOST = socket.gethostname()
+
+
+def new_id() -> str:
+    """32 hex digits, unique enough for de-duplication in a central store."""
+    return os.urandom(16).hex()
+
+
+def check_event_type(event_type: object) -> str:
+    """Return ``event_type`` if it is ``category.action``; raise InvalidEvent if not."""
+    if not isinstance(event_type, str) or not _EVENT_TYPE.fullmatch(event_type):
+        msg = (
+            f"event type {event_type!r} is not category.action: use lower-case"
+            " [a-z0-9_] parts joined by dots, e.g. container.start"
+        )
+        raise InvalidEvent(msg)
+    return event_type
+
+
+def _check_name(field: str, value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        # A numeric user name (uid-like "248835") must stay text, never a number.
+        value = str(value)
+    if len(value) > MAX_NAME_CHARS:
+        msg = f"{field} is {len(value)} characters; at most {MAX_NAME_CHARS} are allowed"
+        raise InvalidEvent(msg)
+    return value
+
+
+def _plain(value: object) -> object:
+    """A detail value as JSON can hold it: JSON types kept, anything else as text."""
+    if isinstance(value, _JSON_TYPES):
+        return value
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, tuple):
+        return list(value)
+    return str(value)
+
+
+def make_event(
+    event_type: str,
+    *,
+    user: object = None,
+    source: object = None,
+    details: dict[str, Any] | None = None,
+    timestamp: str | None = None,
+    host: str | None = None,
+    event_id: str | None = None,
+) -> Event:
+    """Build a validated event; raise InvalidEvent with a one-line reason if it is not."""
+    check_event_type(event_type)
+    clean: dict[str, Any] = {}
+    for key, value in (details or {}).items():
+        clean[str(key)] = _plain(value)
+    if timestamp is not None and not _TIMESTAMP.fullmatch(timestamp):
+        msg = f"timestamp {timestamp!r} is not UTC with 6 fractional digits and Z"
+        raise InvalidEvent(msg)
+    return Event(
+        timestamp=timestamp or utc_timestamp(),
+        event_type=event_type,
+        schema_version=SCHEMA_VERSION,
+        user=_check_name("user", user),
+        source=_check_name("source", source),
+        details=clean,
+        host=host or _HOST,
+        id=event_id or new_id(),
+    )
+
+
+def _shorten(value: object, excess: int) -> str:
+    """Cut ``value``'s text by at least ``excess`` encoded bytes, on a character boundary."""
+    text = value if isinstance(value, str) else _encoder.encode(value).decode()
+    raw = text.encode()
+    # Escapes can make the JSON form longer than the raw text: cut generously.
+    keep = max(0, len(raw) - excess - 16)
+    return raw[:keep].decode("utf-8", "ignore") + "…"
+
+
+def encode_line(event: Event) -> bytes:
+    """The event as one line, newline included, never over MAX_LINE_BYTES.
+
+    Oversized events keep their envelope: the largest detail values are shortened
+    and ``details["_truncated"]`` is set.
+    """
+    line = _encoder.encode(event)
+    if len(line) < MAX_LINE_BYTES:
+        return line + b"\n"
+    details = dict(event.details)
+    details["_truncated"] = True
+    while True:
+        candidate = msgspec.structs.replace(event, details=details)
+        line = _encoder.encode(candidate)
+        excess = len(line) + 1 - MAX_LINE_BYTES
+        if excess <= 0:
+            return line + b"\n"
+        sizes = {k: len(_encoder.encode(v)) for k, v in details.items() if k != "_truncated"}
+        if not sizes:  # unreachable while names are bounded; never emit an oversize line
+            msg = "event envelope alone exceeds the line limit"
+            raise InvalidEvent(msg)
+        largest = max(sizes, key=sizes.__getitem__)
+        if sizes[largest] <= excess + 8:
+            details[largest] = "…"
+            if sizes[largest] <= 5:  # noqa: PLR2004 - already minimal: drop the key
+                del details[largest]
+        else:
+            details[largest] = _shorten(details[largest], excess)
+
+
+def decode_line(line: bytes | str) -> Event:
+    """Decode one stored line (schema 1). Raises msgspec.DecodeError/ValidationError."""
+    return _decoder.decode(line)
+
+
+def decode_client_line(data: bytes) -> Event:
+    """Decode and validate an event a client sent; its ``origin`` claim is discarded.
+
+    Raises InvalidEvent with a one-line reason.
+    """
+    try:
+        event = _decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        msg = f"not a schema 1 envelope: {exc}"
+        raise InvalidEvent(msg) from exc
+    check_event_type(event.event_type)
+    if event.schema_version != SCHEMA_VERSION:
+        msg = f"schema_version {event.schema_version!r} is not {SCHEMA_VERSION!r}"
+        raise InvalidEvent(msg)
+    if not _TIMESTAMP.fullmatch(event.timestamp):
+        msg = f"timestamp {event.timestamp!r} is not UTC with 6 fractional digits and Z"
+        raise InvalidEvent(msg)
+    if not _ID.fullmatch(event.id):
+        msg = f"id {event.id!r} is not 32 lower-case hex digits"
+        raise InvalidEvent(msg)
+    _check_name("user", event.user)
+    _check_name("source", event.source)
+    event.origin = None
+    return event
+
+
+def to_dict(event: Event) -> dict[str, Any]:
+    """The event as the plain dict its line decodes to."""
+    result: dict[str, Any] = msgspec.json.decode(_encoder.encode(event))
+    return result

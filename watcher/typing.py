@@ -1,0 +1,28 @@
+"""Contracts between the watcher's parts, so each can be built and tested alone."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ds01_events.envelope import Event
+
+
+class Submit(Protocol):
+    """Hand one finished event to the sink. Never blocks; False if it had to refuse."""
+
+    def __call__(self, event: Event, /) -> bool: ...
+
+
+class Component(Protocol):
+    """A long-running part of the service (event source, ingest server, ...)."""
+
+    name: str
+
+    def start(self) -> None:
+        """Start its own thread(s) and return at once."""
+
+    def stop(self, timeout: float) -> None:
+        """Stop within ``timeout`` seconds; everything it accepted is submitted."""
+
+    def healthy(self) -> bool:
+        """True while it is making progress (feeds the systemd watchdog)."""
