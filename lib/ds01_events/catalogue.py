@@ -34,9 +34,7 @@ EVENT_TYPES: dict[str, EventType] = {
     "container.pause": EventType("A container was paused.", _CONTAINER),
     "container.unpause": EventType("A container was unpaused.", _CONTAINER),
     "container.restart": EventType("A container was restarted.", _CONTAINER),
-    "container.rename": EventType(
-        "A container was renamed.", (*_CONTAINER, "old_name")
-    ),
+    "container.rename": EventType("A container was renamed.", (*_CONTAINER, "old_name")),
     "resource.oom_kill": EventType(
         "The kernel OOM killer ended a process in a container.", _CONTAINER
     ),

@@ -139,9 +139,9 @@ _warned = threading.Event()
 
 def _send_datagram(path: str, line: bytes) -> Outcome | None:
     """Send over the socket; None means there is no listener (try the next route)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    kind = socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
+    sock = socket.socket(socket.AF_UNIX, kind)
     try:
-        sock.setblocking(False)
         sock.sendto(line, path)
     except OSError as exc:
         if exc.errno in _NO_LISTENER:
@@ -161,10 +161,14 @@ def append_line(path: str, line: bytes) -> None:
     ENXIO instead of blocking, thanks to O_NONBLOCK).
     """
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, FILE_MODE)
+        fd = os.open(
+            path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, FILE_MODE
+        )
     except FileNotFoundError:
         os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, FILE_MODE)
+        fd = os.open(
+            path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, FILE_MODE
+        )
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, "not a regular file")
@@ -251,22 +255,29 @@ def caller_name() -> str:
     return name
 
 
-def warn_once(event_type: str, reason: str) -> None:
+NO_ROUTE_ADVICE = (
+    "Start the watcher (systemctl start ds01-watcher) or set DS01_EVENTS_FILE to a writable file."
+)
+BAD_CALL_ADVICE = "Fix the call: see `ds01-events types` for the catalogue."
+
+
+def warn_once(event_type: str, reason: str, advice: str = NO_ROUTE_ADVICE) -> None:
     """One line on stderr per process: what failed and what to do about it."""
     if _warned.is_set():
         return
     _warned.set()
     try:
         sys.stderr.write(
-            f"ds01-events: event {event_type} not recorded ({reason}). Start the watcher"
-            " (systemctl start ds01-watcher) or set DS01_EVENTS_FILE to a writable file."
+            f"ds01-events: event {event_type} not recorded ({reason}). {advice}"
             " Further failures in this process are not reported.\n"
         )
     except Exception:  # stderr closed: nothing left to tell
         return
 
 
-def log_event(event_type: str, user: str | None = None, source: str | None = None, **details: Any) -> bool:
+def log_event(
+    event_type: str, user: str | None = None, source: str | None = None, **details: Any
+) -> bool:
     """Record one event; True once a route took it.
 
     Never raises (bad arguments included) and waits at most about 50 ms. On failure
@@ -275,7 +286,7 @@ def log_event(event_type: str, user: str | None = None, source: str | None = Non
     try:
         event = make_event(event_type, user=user, source=source or caller_name(), details=details)
     except InvalidEvent as exc:
-        warn_once(str(event_type), str(exc))
+        warn_once(str(event_type), str(exc), BAD_CALL_ADVICE)
         return False
     except Exception as exc:
         warn_once(str(event_type), f"unexpected error: {exc!r}")
@@ -303,25 +314,33 @@ class EventWriter:
         self._thread.start()
         atexit.register(self.close)
 
-    def emit(self, event_type: str, user: str | None = None, source: str | None = None, **details: Any) -> bool:
+    def emit(
+        self, event_type: str, user: str | None = None, source: str | None = None, **details: Any
+    ) -> bool:
         """Queue one event; False if it is invalid or the queue is full (counted)."""
         try:
-            event = make_event(event_type, user=user, source=source or caller_name(), details=details)
+            event = make_event(
+                event_type, user=user, source=source or caller_name(), details=details
+            )
             self._queue.put_nowait(event)
         except queue.Full:
             self.dropped += 1
             warn_once(event_type, "the writer's queue is full")
             return False
         except Exception as exc:
-            warn_once(str(event_type), str(exc))
+            warn_once(str(event_type), str(exc), BAD_CALL_ADVICE)
             return False
         return True
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait up to ``timeout`` s until everything queued so far was handled."""
         marker = threading.Event()
-        done = threading.Thread(target=lambda: (self._queue.join(), marker.set()), daemon=True)
-        done.start()
+
+        def wait_for_queue() -> None:
+            self._queue.join()
+            marker.set()
+
+        threading.Thread(target=wait_for_queue, daemon=True).start()
         return marker.wait(timeout)
 
     def close(self, timeout: float = 2.0) -> None:

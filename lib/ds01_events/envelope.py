@@ -27,6 +27,8 @@ MAX_NAME_CHARS = 256
 _EVENT_TYPE = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_]+)+")
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
 _ID = re.compile(r"[0-9a-f]{32}")
+# What logger(1) puts before the message on a local socket: "<13>Nov 22 03:20:23 tag: ".
+_LOGGER_HEADER = re.compile(rb"<[0-9]{1,3}>[^{]{0,300}?: (?=\{)")
 _JSON_TYPES = (str, int, float, bool, type(None), list, dict)
 
 
@@ -223,6 +225,17 @@ def decode_client_line(data: bytes) -> Event:
     _check_name("source", event.source)
     event.origin = None
     return event
+
+
+def strip_logger_header(data: bytes) -> bytes:
+    """The envelope inside a datagram that logger(1) framed (Bash scripts send so).
+
+    Anything that does not start with a well-formed syslog header is returned as is.
+    """
+    if data[:1] != b"<":
+        return data
+    match = _LOGGER_HEADER.match(data)
+    return data[match.end() :] if match else data
 
 
 def to_dict(event: Event) -> dict[str, Any]:
