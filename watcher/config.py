@@ -127,7 +127,7 @@ def load_settings(
     values: dict[str, object] = {}
     notes: list[str] = []
 
-    config_path = flags.pop("config", None) or env.get("DS01_WATCHER_CONFIG")
+    config_path = flags.pop("config", None) or env.get("DS01_WATCHER_CONFIG") or None
     explicit_config = config_path is not None
     config_path = config_path or DEFAULT_CONFIG
     try:
