@@ -91,7 +91,9 @@ def make_plans(work: Path, events: int, senders: int) -> list[Path]:
         with plan.open("wb") as handle:
             for n in range(events // senders):
                 event = make_event(
-                    "bench.ingest", user="alice", source="bench",
+                    "bench.ingest",
+                    user="alice",
+                    source="bench",
                     details={"sender": s, "n": n, "container": "train-job._.1001"},
                 )
                 handle.write(encode_line(event))
@@ -103,7 +105,8 @@ def blast(script: str, target: str, plans: list[Path]) -> None:
     procs = [subprocess.Popen([sys.executable, "-c", script, target, str(p)]) for p in plans]
     for proc in procs:
         if proc.wait() != 0:
-            raise SystemExit("a sender failed")
+            msg = "a sender failed"
+            raise SystemExit(msg)
 
 
 def bench_watcher(work: Path, plans: list[Path], total: int) -> float:
@@ -111,9 +114,20 @@ def bench_watcher(work: Path, plans: list[Path], total: int) -> float:
     config.write_text("rate_per_second = 1e9\nrate_burst = 1e9\n")
     log, sock = work / "w" / "events.jsonl", work / "w.sock"
     cmd = [
-        sys.executable, "-m", "watcher", "run", "--config", str(config),
-        "--events-file", str(log), "--socket", str(sock),
-        "--spool-dir", str(work / "spool"), "--state-dir", str(work / "state"),
+        sys.executable,
+        "-m",
+        "watcher",
+        "run",
+        "--config",
+        str(config),
+        "--events-file",
+        str(log),
+        "--socket",
+        str(sock),
+        "--spool-dir",
+        str(work / "spool"),
+        "--state-dir",
+        str(work / "state"),
     ]
     proc = subprocess.Popen(cmd, env=ENV, stderr=subprocess.DEVNULL)
     try:
@@ -134,7 +148,8 @@ def bench_append(work: Path, plans: list[Path], total: int) -> float:
     blast(APPEND, str(log), plans)
     elapsed = time.perf_counter() - start
     if count_lines(log) != total:
-        raise SystemExit("append lost lines")
+        msg = "append lost lines"
+        raise SystemExit(msg)
     return total / elapsed
 
 
@@ -175,7 +190,8 @@ def bench_spawn(work: Path, count: int) -> tuple[float, float]:
     line = encode_line(make_event("bench.spawn")).decode().rstrip("\n")
     start = time.perf_counter()
     for _ in range(count):
-        subprocess.run(["logger", "-d", "-u", path, "--rfc3164", "--size", "4096", line], check=True)
+        cmd = ["logger", "-d", "-u", path, "--rfc3164", "--size", "4096", line]
+        subprocess.run(cmd, check=True)
     logger_rate = count / (time.perf_counter() - start)
     code = (
         "import socket, sys; from ds01_events.envelope import encode_line, make_event;"
@@ -203,14 +219,20 @@ def main() -> None:
         plans = make_plans(work, args.events, args.senders)
         total = (args.events // args.senders) * args.senders
         qlen = Path("/proc/sys/net/unix/max_dgram_qlen").read_text().strip()
-        print(f"{total} datagrams from {args.senders} senders, {os.cpu_count()} CPUs, max_dgram_qlen {qlen}, {work}")
+        print(
+            f"{total} datagrams from {args.senders} senders, {os.cpu_count()} CPUs,"
+            f" max_dgram_qlen {qlen}, {work}"
+        )
         watcher = bench_watcher(work, plans, total)
         print(f"watcher (validate, origin, group commit): {watcher:10.0f} events/s")
         append = bench_append(work, plans, total)
         print(f"append  (each sender O_APPEND, no fsync): {append:10.0f} events/s")
         fsync1 = bench_fsync_each(work, plans, total)
         print(f"fsync1  (one writer, fdatasync each)    : {fsync1:10.0f} events/s")
-        print(f"ratios: watcher/append = {watcher / append:.2f}, watcher/fsync1 = {watcher / fsync1:.2f}")
+        print(
+            f"ratios: watcher/append = {watcher / append:.2f},"
+            f" watcher/fsync1 = {watcher / fsync1:.2f}"
+        )
         print(f"target 20000 events/s: {'met' if watcher >= 20_000 else 'NOT met'}")
         if args.spawn and shutil.which("logger"):
             logger_rate, python_rate = bench_spawn(work, args.spawn)

@@ -27,7 +27,7 @@ _FLAGS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line: ``run`` and ``show-config``, both taking the settings flags."""
+    """Build the command line: ``run`` and ``show-config``, both taking the settings flags."""
     parser = argparse.ArgumentParser(
         prog="ds01-watcher",
         description="The ds01 audit trail's service: the single writer of the event log.",

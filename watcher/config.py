@@ -9,11 +9,11 @@ where.
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
+import tomllib
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -63,9 +63,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     def __post_init__(self) -> None:
         if self.queue_size < 1 or self.batch_max < 1:
-            raise ConfigError("queue_size and batch_max must be at least 1")
+            msg = "queue_size and batch_max must be at least 1"
+            raise ConfigError(msg)
         if self.rate_per_second < 0 or self.rate_burst < 1:
-            raise ConfigError("rate_per_second must be >= 0 and rate_burst >= 1")
+            msg = "rate_per_second must be >= 0 and rate_burst >= 1"
+            raise ConfigError(msg)
         for field in ("reject_window_seconds", "spool_interval_seconds", "stop_timeout_seconds"):
             if getattr(self, field) <= 0:
                 raise ConfigError(f"{field} must be greater than 0")
@@ -73,7 +75,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise ConfigError(f"socket path {self.socket!r} is longer than 107 bytes")
 
     def summary(self) -> dict[str, Any]:
-        """The settings as plain data, for ``watcher.start``."""
+        """Return the settings as plain data, for ``watcher.start``."""
         result: dict[str, Any] = msgspec.to_builtins(self)
         return result
 
@@ -97,15 +99,15 @@ def _flag_value(field: str, value: str) -> object:
 
 
 def local_base(env: Mapping[str, str], cwd: str) -> str:
-    """Where an unprivileged watcher keeps everything: $XDG_STATE_HOME/ds01 or ./.ds01."""
+    """Return where an unprivileged watcher keeps everything: $XDG_STATE_HOME/ds01 or ./.ds01."""
     xdg = env.get("XDG_STATE_HOME")
-    if xdg and os.path.isabs(xdg):
-        return os.path.join(xdg, "ds01")
-    return os.path.join(cwd, ".ds01")
+    if xdg and Path(xdg).is_absolute():
+        return str(Path(xdg) / "ds01")
+    return str(Path(cwd) / ".ds01")
 
 
 def system_paths_usable(euid: int, writable: Callable[[str], bool]) -> bool:
-    """True for root on a machine whose /var and /run can be written."""
+    """Tell whether we are root on a machine whose /var and /run can be written."""
     return euid == 0 and writable("/var") and writable("/run")
 
 
@@ -117,30 +119,15 @@ def load_settings(
     writable: Callable[[str], bool] | None = None,
     cwd: str | None = None,
 ) -> tuple[Settings, list[str]]:
-    """Settings from the config file, then ``env``, then ``flags``; and notes to print.
+    """Merge the config file, then ``env``, then ``flags``; return settings and notes.
 
     ``flags`` maps a field name (or ``config``) to its value; None means not given.
     Raises ConfigError with one line saying what to fix.
     """
     flags = dict(flags or {})
     env = os.environ if env is None else env
-    values: dict[str, object] = {}
-    notes: list[str] = []
-
     config_path = flags.pop("config", None) or env.get("DS01_WATCHER_CONFIG") or None
-    explicit_config = config_path is not None
-    config_path = config_path or DEFAULT_CONFIG
-    try:
-        with Path(config_path).open("rb") as handle:
-            values.update(tomllib.load(handle))
-    except FileNotFoundError:
-        if explicit_config:
-            raise ConfigError(f"config file {config_path} does not exist") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {config_path}: {exc}") from exc
-    if "dcgm_url" in values and str(values["dcgm_url"]).lower() == "off":
-        values["dcgm_url"] = None
-
+    values = _read_config(config_path)
     for var, field in ENV_VARS.items():
         if env.get(var):
             values[field] = _flag_value(field, env[var])
@@ -148,19 +135,38 @@ def load_settings(
         if value is not None:
             values[field] = _flag_value(field, value)
 
+    notes: list[str] = []
     euid = os.geteuid() if euid is None else euid
     writable = writable or (lambda path: os.access(path, os.W_OK))
     unset = [field for field in PATH_FIELDS if field not in values]
     if unset and not system_paths_usable(euid, writable):
-        base = local_base(env, cwd or os.getcwd())
-        for field in unset:
-            values[field] = os.path.join(base, LOCAL_NAMES[field])
+        base = local_base(env, cwd or str(Path.cwd()))
+        values.update({field: str(Path(base) / LOCAL_NAMES[field]) for field in unset})
         notes.append(
-            f"not root or /var is not writable: using {base} for"
-            f" {', '.join(unset)} (set them in {config_path}, DS01_* or flags)"
+            f"not root or /var is not writable: using {base} for {', '.join(unset)}"
+            f" (set them in {config_path or DEFAULT_CONFIG}, DS01_* or flags)"
         )
     try:
         settings = msgspec.convert(values, Settings, strict=False)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"invalid setting: {exc}") from exc
+        msg = f"invalid setting: {exc}"
+        raise ConfigError(msg) from exc
     return settings, notes
+
+
+def _read_config(path: str | None) -> dict[str, object]:
+    """Read the TOML file; a missing default file is fine, a missing named one is not."""
+    try:
+        with Path(path or DEFAULT_CONFIG).open("rb") as handle:
+            values: dict[str, object] = tomllib.load(handle)
+    except FileNotFoundError:
+        if path is not None:
+            msg = f"config file {path} does not exist"
+            raise ConfigError(msg) from None
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        msg = f"cannot read config file {path or DEFAULT_CONFIG}: {exc}"
+        raise ConfigError(msg) from exc
+    if "dcgm_url" in values and str(values["dcgm_url"]).lower() == "off":
+        values["dcgm_url"] = None
+    return values

@@ -3,7 +3,7 @@
 A Unix datagram socket (0666, SO_PASSCRED). Each datagram is one envelope line, or
 one line framed by ``logger(1)`` (a syslog header before the JSON). The sender's
 uid, gid and pid come from SCM_CREDENTIALS; a claimed ``origin`` is discarded and a
-claimed ``user`` is kept beside it. Rejected datagrams are counted per reason and
+claimed ``user`` is kept beside it. RejectedError datagrams are counted per reason and
 reported as one ``ingest.rejected`` event per window.
 """
 
@@ -19,6 +19,7 @@ import stat
 import struct
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ds01_events.envelope import (
@@ -50,7 +51,7 @@ _SYSLOG_HEADER = re.compile(rb"<\d{1,3}>[\x20-\x7a\x7c-\x7e]{0,%d}(?=\{)" % MAX_
 REASONS = ("oversize", "binary", "invalid", "rate_limited", "no_credentials")
 
 
-class Rejected(Exception):
+class RejectedError(Exception):
     """A datagram refused for ``reason`` (one of REASONS)."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
@@ -59,7 +60,7 @@ class Rejected(Exception):
 
 
 def strip_syslog_header(data: bytes) -> bytes:
-    """The JSON of a datagram framed by logger(1); other data unchanged."""
+    """Return the JSON of a datagram framed by logger(1); other data unchanged."""
     if data[:1] == b"<":
         match = _SYSLOG_HEADER.match(data)
         if match:
@@ -68,15 +69,16 @@ def strip_syslog_header(data: bytes) -> bytes:
 
 
 def parse_datagram(data: bytes, origin: Origin) -> Event:
-    """Validate one datagram and stamp ``origin``; raise Rejected with the reason."""
+    """Validate one datagram and stamp ``origin``; raise RejectedError with the reason."""
     payload = strip_syslog_header(data).rstrip(b"\r\n")
     if len(payload) + 1 > MAX_LINE_BYTES:
-        raise Rejected("oversize")
+        reason = "oversize"
+        raise RejectedError(reason)
     try:
         event = decode_client_line(payload)
     except InvalidEvent as exc:
         # Valid JSON is valid UTF-8 without raw NULs: only now tell binary from invalid.
-        raise Rejected("binary" if _is_binary(payload) else "invalid", str(exc)) from None
+        raise RejectedError("binary" if _is_binary(payload) else "invalid", str(exc)) from None
     event.origin = origin
     return event
 
@@ -149,7 +151,7 @@ def _is_our_socket(sock: socket.socket, path: str) -> bool:
 
 
 def activated_socket(path: str, env: Mapping[str, str], pid: int) -> socket.socket | None:
-    """The datagram socket systemd passed (LISTEN_FDS) for ``path``, if any.
+    """Return the datagram socket systemd passed (LISTEN_FDS) for ``path``, if any.
 
     Raises OSError when sockets were passed but none is a Unix datagram socket
     (the .socket unit and the settings disagree).
@@ -159,7 +161,7 @@ def activated_socket(path: str, env: Mapping[str, str], pid: int) -> socket.sock
     count = int(env["LISTEN_FDS"])
     found: list[socket.socket] = []
     for fd in range(_SD_LISTEN_FDS_START, _SD_LISTEN_FDS_START + count):
-        os.set_inheritable(fd, False)
+        os.set_inheritable(fd, False)  # noqa: FBT003 - the argument is positional-only
         if not stat.S_ISSOCK(os.fstat(fd).st_mode):
             continue
         sock = socket.socket(fileno=fd)
@@ -182,10 +184,10 @@ def bind_socket(path: str) -> socket.socket:
     Raises OSError when another process is already serving the socket, or the path
     is something other than a socket.
     """
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, mode=0o755, exist_ok=True)
+    where = Path(path)
+    where.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     try:
-        mode = os.lstat(path).st_mode
+        mode = where.lstat().st_mode
     except FileNotFoundError:
         pass
     else:
@@ -195,7 +197,7 @@ def bind_socket(path: str) -> socket.socket:
         try:
             probe.connect(path)
         except OSError:
-            os.unlink(path)  # nobody is listening: a leftover of a crash
+            where.unlink()  # nobody is listening: a leftover of a crash
         else:
             raise OSError(errno.EADDRINUSE, f"another process is serving {path}")
         finally:
@@ -203,7 +205,7 @@ def bind_socket(path: str) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
     try:
         sock.bind(path)
-        os.chmod(path, SOCKET_MODE)
+        where.chmod(SOCKET_MODE)
     except OSError:
         sock.close()
         raise
@@ -213,7 +215,7 @@ def bind_socket(path: str) -> socket.socket:
 def open_ingest_socket(
     path: str, env: Mapping[str, str] | None = None
 ) -> tuple[socket.socket, bool]:
-    """The ingest socket and whether systemd passed it; SO_PASSCRED is on."""
+    """Return the ingest socket and whether systemd passed it; SO_PASSCRED is on."""
     env = os.environ if env is None else env
     sock = activated_socket(path, env, os.getpid())
     activated = sock is not None
@@ -255,7 +257,7 @@ class IngestServer:
 
     def start(self) -> None:
         """Start the reader thread."""
-        self._sock.setblocking(False)
+        self._sock.settimeout(0.0)  # non-blocking
         self._thread = threading.Thread(target=self._run, name="ds01-ingest", daemon=True)
         self._thread.start()
 
@@ -268,7 +270,7 @@ class IngestServer:
         self._rejects.tick(force=True)
 
     def healthy(self) -> bool:
-        """The reader thread is alive and looping."""
+        """Tell whether the reader thread is alive and looping."""
         return (
             self._thread is not None
             and self._thread.is_alive()
@@ -319,7 +321,7 @@ class IngestServer:
             return
         try:
             event = parse_datagram(data, origin)
-        except Rejected as exc:
+        except RejectedError as exc:
             self._rejects.add(exc.reason, origin.uid)
             return
         if self._submit(event):

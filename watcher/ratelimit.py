@@ -29,7 +29,7 @@ class TokenBucket:
         return False
 
     def full(self, now: float) -> bool:
-        """True once the bucket has refilled completely (it can be forgotten)."""
+        """Tell whether the bucket has refilled completely (so it can be forgotten)."""
         return self.tokens + max(0.0, now - self.last) * self.rate >= self.burst
 
 
@@ -52,7 +52,7 @@ class RateLimiter:
         self._buckets: dict[int, TokenBucket] = {}
 
     def allow(self, key: int, now: float) -> bool:
-        """True if ``key`` may send one more event at time ``now``."""
+        """Tell whether ``key`` may send one more event at time ``now``."""
         if key in self.exempt:
             return True
         bucket = self._buckets.get(key)

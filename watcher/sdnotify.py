@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 
 def notify_address(env: Mapping[str, str]) -> str | None:
-    """The socket address from NOTIFY_SOCKET; '@' names an abstract socket."""
+    """Return the socket address from NOTIFY_SOCKET; '@' names an abstract socket."""
     path = env.get("NOTIFY_SOCKET", "")
     if not path or not (path.startswith(("/", "@"))):
         return None
@@ -19,7 +19,7 @@ def notify_address(env: Mapping[str, str]) -> str | None:
 
 
 def watchdog_seconds(env: Mapping[str, str], pid: int) -> float | None:
-    """How often systemd expects WATCHDOG=1 (WATCHDOG_USEC), if it is for this process."""
+    """Return how often systemd expects WATCHDOG=1, if WATCHDOG_USEC is for this process."""
     usec = env.get("WATCHDOG_USEC", "")
     owner = env.get("WATCHDOG_PID", "")
     if not usec.isdigit() or int(usec) == 0:

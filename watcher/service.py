@@ -161,7 +161,7 @@ class Service:
         return bool(self.scheduler.running) and all(c.healthy() for c in self.components)
 
     def status_line(self) -> str:
-        """A short STATUS= text."""
+        """Return a short STATUS= text."""
         line = (
             f"{self.sink.written} events written, {self.sink.pending()} pending,"
             f" {self.sink.dropped} refused, {sum(self.rejects.total.values())} rejected"
@@ -186,10 +186,7 @@ class Service:
         timeout = self.settings.stop_timeout_seconds
         self.notifier.stopping()
         for component in reversed(self.components[2:]):
-            try:
-                component.stop(timeout / 2)
-            except Exception as exc:
-                self.say(f"{component.name} did not stop cleanly: {exc!r}")
+            self._stop_component(component, timeout / 2)
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         if self.ingest is not None:
@@ -202,6 +199,12 @@ class Service:
             )
         )
         self.sink.stop(timeout / 2)
+
+    def _stop_component(self, component: Component, timeout: float) -> None:
+        try:
+            component.stop(timeout)
+        except Exception as exc:  # one part failing to stop must not keep the log open
+            self.say(f"{component.name} did not stop cleanly: {exc!r}")
 
     def run(self) -> int:
         """Start, serve until SIGTERM/SIGINT, stop. Returns the exit status."""
@@ -254,7 +257,7 @@ def _guarded(job: Job, say: Callable[[str], None]) -> Callable[[], None]:
     return run
 
 
-def _install_signals(service: Service) -> dict[int, Any]:
+def _install_signals(service: Service) -> dict[signal.Signals, Any]:
     def on_stop(signum: int, _frame: FrameType | None) -> None:
         service.request_stop(signal.Signals(signum).name)
 
@@ -263,15 +266,14 @@ def _install_signals(service: Service) -> dict[int, Any]:
 
     if threading.current_thread() is not threading.main_thread():
         return {}
-    previous = {
+    return {
         signal.SIGTERM: signal.signal(signal.SIGTERM, on_stop),
         signal.SIGINT: signal.signal(signal.SIGINT, on_stop),
         signal.SIGHUP: signal.signal(signal.SIGHUP, on_hup),
     }
-    return dict(previous)
 
 
-def _restore_signals(previous: dict[int, Any]) -> None:
+def _restore_signals(previous: dict[signal.Signals, Any]) -> None:
     for signum, handler in previous.items():
         signal.signal(signum, handler)
 

@@ -14,13 +14,14 @@ takes them again. Events the bound refused are counted and reported as one
 
 from __future__ import annotations
 
+import collections
 import errno
 import grp
 import os
-import collections
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from ds01_events.envelope import Event, encode_line, make_event, utc_timestamp
@@ -33,7 +34,7 @@ SOURCE = "ds01-watcher"
 
 
 def group_id(name: str | None) -> int | None:
-    """The gid of ``name``, or None when it is unset or does not exist here."""
+    """Return the gid of ``name``, or None when it is unset or does not exist here."""
     if not name:
         return None
     try:
@@ -130,7 +131,7 @@ class Sink:
             )
 
     def healthy(self) -> bool:
-        """The writer thread is alive and not stuck inside one system call."""
+        """Tell whether the writer thread is alive and not stuck inside one system call."""
         return (
             self._thread is not None
             and self._thread.is_alive()
@@ -220,12 +221,11 @@ class Sink:
         view = memoryview(data)
         sent = 0
         error: OSError | None = None
-        while sent < len(data):
-            try:
+        try:
+            while sent < len(data):
                 sent += os.write(self._fd, view[sent:])
-            except OSError as exc:
-                error = exc
-                break
+        except OSError as exc:
+            error = exc
         done, boundary = 0, 0
         for line in lines:
             if boundary + len(line) > sent:
@@ -249,12 +249,15 @@ class Sink:
             self._reopen.clear()
             self._close()
         if self._fd >= 0:
+            mine = os.fstat(self._fd)
             try:
-                on_disk = os.stat(self.path)
-                mine = os.fstat(self._fd)
+                on_disk = Path(self.path).stat()
             except FileNotFoundError:
                 on_disk = None
-            if on_disk is not None and (on_disk.st_ino, on_disk.st_dev) == (mine.st_ino, mine.st_dev):
+            if on_disk is not None and (on_disk.st_ino, on_disk.st_dev) == (
+                mine.st_ino,
+                mine.st_dev,
+            ):
                 return
             self._close()  # renamed away (rotation) or replaced: follow the path
         self._fd = self._open()
@@ -266,7 +269,7 @@ class Sink:
         except FileExistsError:
             fd = os.open(self.path, flags)
         except FileNotFoundError:
-            os.makedirs(os.path.dirname(self.path) or ".", mode=0o755, exist_ok=True)
+            Path(self.path).parent.mkdir(mode=0o755, parents=True, exist_ok=True)
             return self._open()
         else:
             os.fchmod(fd, FILE_MODE)  # the umask must not widen or narrow it
@@ -301,7 +304,7 @@ class Sink:
             )
 
     def _gap_line(self) -> tuple[bytes | None, int]:
-        """The ``watcher.gap`` line for refused events not yet reported, and their count."""
+        """Return the ``watcher.gap`` line for refused events not yet reported, and their count."""
         with self._lock:
             missing = self.dropped - self._dropped_reported
             first, last = self._drop_first, self._drop_last

@@ -14,6 +14,7 @@ import errno
 import os
 import stat
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ds01_events.envelope import InvalidEvent, Origin, decode_client_line
@@ -38,9 +39,10 @@ class DrainReport:
 
 def ensure_spool_dir(path: str) -> None:
     """Create the spool directory 1733 if it is missing (an existing one is kept)."""
-    if not os.path.isdir(path):
-        os.makedirs(path, exist_ok=True)
-        os.chmod(path, SPOOL_MODE)
+    where = Path(path)
+    if not where.is_dir():
+        where.mkdir(parents=True, exist_ok=True)
+        where.chmod(SPOOL_MODE)
 
 
 class SpoolDrain:
@@ -69,7 +71,8 @@ class SpoolDrain:
         except OSError:
             return report
         try:
-            names = sorted(n for n in os.listdir(dir_fd) if n.endswith(".json"))
+            # listdir on a dir fd: the directory cannot be swapped under us mid-pass.
+            names = sorted(n for n in os.listdir(dir_fd) if n.endswith(".json"))  # noqa: PTH208
             for name in names:
                 if not self._one(dir_fd, name, report):
                     report.deferred += 1
@@ -78,45 +81,20 @@ class SpoolDrain:
             os.close(dir_fd)
         return report
 
-    def _refuse(self, dir_fd: int, name: str, reason: str, uid: int | None, report: DrainReport) -> bool:
+    def _count(self, reason: str, uid: int | None, report: DrainReport) -> None:
         self._reject(reason, uid)
         report.rejected[reason] = report.rejected.get(reason, 0) + 1
-        try:
-            os.unlink(name, dir_fd=dir_fd)
-        except IsADirectoryError:
-            with contextlib.suppress(OSError):
-                os.rmdir(name, dir_fd=dir_fd)
-        except OSError:
-            pass
-        return True
 
     def _one(self, dir_fd: int, name: str, report: DrainReport) -> bool:
         """Handle one file; False when the sink has no room (try again later)."""
-        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
         try:
-            fd = os.open(name, flags, dir_fd=dir_fd)
-        except FileNotFoundError:
+            data, info = self._read(dir_fd, name)
+        except _Refused as refused:
+            self._count(refused.reason, refused.uid, report)
+            _remove(dir_fd, name)
             return True
-        except OSError as exc:
-            owner = None
-            with contextlib.suppress(OSError):
-                owner = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_uid
-            reason = "symlink" if exc.errno == errno.ELOOP else "unreadable"
-            return self._refuse(dir_fd, name, reason, owner, report)
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                return self._refuse(dir_fd, name, "not_regular", info.st_uid, report)
-            if info.st_nlink != 1:
-                # A hard link to someone else's file would borrow its owner.
-                return self._refuse(dir_fd, name, "hardlink", info.st_uid, report)
-            if info.st_size > self.max_bytes:
-                return self._refuse(dir_fd, name, "oversize", info.st_uid, report)
-            data = os.read(fd, self.max_bytes + 1)
-            if len(data) > self.max_bytes:
-                return self._refuse(dir_fd, name, "oversize", info.st_uid, report)
-        finally:
-            os.close(fd)
+        except FileNotFoundError:
+            return True  # the writer's own cleanup, or a second drain: nothing to do
         lines = [line for line in data.split(b"\n") if line.strip()]
         if not self._has_room(len(lines)):
             return False
@@ -130,15 +108,55 @@ class SpoolDrain:
                     reason = "invalid"
                 else:
                     event.origin = origin
-                    if self._submit(event):
-                        report.submitted += 1
+                    report.submitted += self._submit(event)
                     continue
-            self._reject(reason, info.st_uid)
-            report.rejected[reason] = report.rejected.get(reason, 0) + 1
+            self._count(reason, info.st_uid, report)
         report.files += 1
-        with contextlib.suppress(OSError):
-            os.unlink(name, dir_fd=dir_fd)
+        _remove(dir_fd, name)
         return True
+
+    def _read(self, dir_fd: int, name: str) -> tuple[bytes, os.stat_result]:
+        """Read a regular, singly linked, small file without following a symlink."""
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+        try:
+            fd = os.open(name, flags, dir_fd=dir_fd)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            owner = None
+            with contextlib.suppress(OSError):
+                owner = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_uid
+            raise _Refused("symlink" if exc.errno == errno.ELOOP else "unreadable", owner) from exc
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise _Refused(reason="not_regular", uid=info.st_uid)
+            if info.st_nlink != 1:
+                # A hard link to someone else's file would borrow its owner.
+                raise _Refused(reason="hardlink", uid=info.st_uid)
+            data = b"" if info.st_size > self.max_bytes else os.read(fd, self.max_bytes + 1)
+            if info.st_size > self.max_bytes or len(data) > self.max_bytes:
+                raise _Refused(reason="oversize", uid=info.st_uid)
+        finally:
+            os.close(fd)
+        return data, info
+
+
+class _Refused(Exception):  # noqa: N818 - internal signal, never escapes the module
+    def __init__(self, reason: str, uid: int | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.uid = uid
+
+
+def _remove(dir_fd: int, name: str) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except IsADirectoryError:
+        with contextlib.suppress(OSError):
+            os.rmdir(name, dir_fd=dir_fd)
+    except OSError:
+        return
 
 
 def _check(line: bytes) -> str | None:

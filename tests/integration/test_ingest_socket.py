@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
@@ -11,13 +10,12 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from watcher_support import Watcher, needs_root, read_events, wait_for
 
 from ds01_events.envelope import Origin, encode_line, make_event
-
-from .conftest import Watcher, needs_root, read_events, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -39,7 +37,7 @@ print(os.getpid())
 
 @pytest.fixture
 def open_dir() -> Iterator[Path]:
-    """A directory any uid can traverse (pytest's tmp dirs are 0700)."""
+    """Yield a directory any uid can traverse (pytest's tmp dirs are 0700)."""
     from pathlib import Path  # noqa: PLC0415
 
     path = Path(tempfile.mkdtemp(prefix="ds01-ingest-"))
@@ -58,51 +56,64 @@ def _as_nobody() -> list[str]:
     return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
 
 
+def _mixed_datagrams(
+    rng: random.Random, sender: int, bad: Counter[str]
+) -> tuple[list[bytes], list[str]]:
+    """2,500 datagrams: 75% valid (a fifth of them forging origin), the rest bad; ids of valid."""
+    lines, valid = [], []
+    for n in range(2500):
+        roll = rng.random()
+        if roll < 0.10:
+            lines.append(b"\xff" + os.urandom(rng.randint(0, 300)))
+            bad["binary"] += 1
+        elif roll < 0.15:
+            lines.append(b'{"event_type": "test.half"')
+            bad["invalid"] += 1
+        elif roll < 0.20:
+            lines.append(encode_line(make_event("test.big")).rstrip() + b" " * 5000)
+            bad["oversize"] += 1
+        else:
+            event = make_event("test.flood", user="claimed", details={"s": sender, "n": n})
+            if roll < 0.25:  # a forged origin claim: must be replaced by the kernel's
+                event.origin = Origin(uid=0, gid=0, pid=1)
+            lines.append(encode_line(event))
+            valid.append(event.id)
+    return lines, valid
+
+
+def _rejections(events: list[dict[str, Any]]) -> tuple[Counter[str], Counter[str]]:
+    counts: Counter[str] = Counter()
+    uids: Counter[str] = Counter()
+    for event in events:
+        if event["event_type"] == "ingest.rejected":
+            counts.update(event["details"]["counts"])
+            uids.update(event["details"]["uids"])
+    return counts, uids
+
+
 def test_ten_thousand_datagrams_from_four_processes(
     make_watcher: Callable[..., Watcher], open_dir: Path
 ) -> None:
-    """10,000 mixed datagrams from 4 senders (one as nobody): valid ones logged once with the
-    kernel's origin, every bad one counted per reason, the service still serving."""
+    """10,000 mixed datagrams from 4 senders and 2 uids: valid once with origin, bad counted."""
     watcher = make_watcher(
         open_dir, extra=_config(open_dir, "rate_per_second = 1e9\nrate_burst = 1e9\n")
     )
     watcher.start()
     rng = random.Random(4)
-    expected_valid: list[dict[str, str]] = []
     expected_bad: Counter[str] = Counter()
-    plans = []
+    procs, expected_valid = [], []
     for sender in range(4):
-        valid: dict[str, str] = {}
-        lines = []
-        for n in range(2500):
-            roll = rng.random()
-            if roll < 0.10:
-                lines.append(b"\xff" + os.urandom(rng.randint(0, 300)))
-                expected_bad["binary"] += 1
-            elif roll < 0.15:
-                lines.append(b'{"event_type": "test.half"')
-                expected_bad["invalid"] += 1
-            elif roll < 0.20:
-                lines.append(encode_line(make_event("test.big")).rstrip() + b" " * 5000)
-                expected_bad["oversize"] += 1
-            else:
-                event = make_event("test.flood", user="claimed", details={"s": sender, "n": n})
-                if roll < 0.25:  # a forged origin claim: must be replaced by the kernel's
-                    event.origin = Origin(uid=0, gid=0, pid=1)
-                lines.append(encode_line(event))
-                valid[event.id] = "forged" if roll < 0.25 else "plain"
+        lines, valid = _mixed_datagrams(rng, sender, expected_bad)
+        expected_valid.append(valid)
         plan = open_dir / f"plan{sender}"
         plan.write_text("".join(line.hex() + "\n" for line in lines))
         plan.chmod(0o644)
-        plans.append(plan)
-        expected_valid.append(valid)
-    procs = []
-    for sender, plan in enumerate(plans):
         prefix = _as_nobody() if sender == 3 else []
         cmd = [*prefix, sys.executable, "-c", SENDER, str(watcher.socket), str(plan)]
-        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True))
-    pids = [int(proc.communicate(timeout=120)[0]) for proc in procs]
-    assert all(proc.returncode == 0 for proc in procs)
+        procs.append(cmd)
+    running = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for cmd in procs]
+    pids = [int(proc.communicate(timeout=120)[0]) for proc in running]
+    assert all(proc.returncode == 0 for proc in running)
 
     last = watcher.send_event("test.after_the_storm")
     assert wait_for(lambda: watcher.logged(last), 60)
@@ -114,22 +125,15 @@ def test_ten_thousand_datagrams_from_four_processes(
     by_id = Counter(e["id"] for e in events)
     logged = {e["id"]: e for e in events}
     for sender, valid in enumerate(expected_valid):
-        uid = NOBODY if sender == 3 else 0
         for event_id in valid:
             assert by_id[event_id] == 1, f"event {event_id} logged {by_id[event_id]} times"
-            origin = logged[event_id]["origin"]
-            assert origin["uid"] == uid
-            assert origin["pid"] == pids[sender]
+            assert logged[event_id]["origin"]["uid"] == (NOBODY if sender == 3 else 0)
+            assert logged[event_id]["origin"]["pid"] == pids[sender]
             assert logged[event_id]["user"] == "claimed"
     floods = sum(e["event_type"] == "test.flood" for e in events)
     assert floods == sum(len(v) for v in expected_valid)
-    counted: Counter[str] = Counter()
-    uids: Counter[str] = Counter()
-    for event in events:
-        if event["event_type"] == "ingest.rejected":
-            counted.update(event["details"]["counts"])
-            uids.update(event["details"]["uids"])
-    assert counted == expected_bad
+    counts, uids = _rejections(events)
+    assert counts == expected_bad
     assert uids[str(NOBODY)] > 0
     assert sum(uids.values()) == sum(expected_bad.values())
 
@@ -174,8 +178,15 @@ def test_logger_framed_datagrams_are_accepted(
         )
     nobody_event = make_event("test.bash_nobody")
     subprocess.run(
-        [*_as_nobody(), "logger", "-d", "-u", str(watcher.socket), "--rfc3164",
-         encode_line(nobody_event).decode().rstrip("\n")],
+        [
+            *_as_nobody(),
+            "logger",
+            "-d",
+            "-u",
+            str(watcher.socket),
+            "--rfc3164",
+            encode_line(nobody_event).decode().rstrip("\n"),
+        ],
         check=True,
     )
     assert wait_for(lambda: all(watcher.logged(i) for i in [*ids, nobody_event.id]))
@@ -219,8 +230,7 @@ os.execv(sys.executable, [sys.executable, *sys.argv[2:]])
 def test_socket_activation_uses_the_passed_socket(
     make_watcher: Callable[..., Watcher], open_dir: Path
 ) -> None:
-    """With LISTEN_FDS the watcher uses fd 3 as systemd passes it; datagrams queued before it
-    started are logged too."""
+    """With LISTEN_FDS it serves systemd's fd 3, including datagrams queued before it started."""
     watcher = make_watcher(open_dir)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     listener.bind(str(watcher.socket))

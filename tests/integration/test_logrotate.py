@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 import pytest
-
-from .conftest import Watcher, wait_for
+from watcher_support import Watcher, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -29,7 +28,8 @@ sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 n = 0
 while not os.path.exists(sys.argv[2]):
     for _ in range(50):
-        sock.sendto(encode_line(make_event("test.rotate", details={"s": sys.argv[3], "n": n})), sys.argv[1])
+        event = make_event("test.rotate", details={"s": sys.argv[3], "n": n})
+        sock.sendto(encode_line(event), sys.argv[1])
         n += 1
     time.sleep(0.01)
 print(n)
@@ -52,8 +52,7 @@ def _all_lines(directory: Path) -> list[bytes]:
 def test_rename_nocreate_rotation_under_load_loses_nothing(
     make_watcher: Callable[..., Watcher], tmp_path: Path
 ) -> None:
-    """8 forced rotations by the shipped config (postrotate SIGHUP left out, so only the
-    sink's inode check follows the rename) while 4 processes send: every event once."""
+    """8 forced rotations by the shipped config under 4 senders, no SIGHUP: every event once."""
     log_dir = tmp_path / "log"
     watcher = make_watcher(log_dir=log_dir).start()
     config = CONFIG.read_text().replace("/var/log/ds01/events.jsonl", str(watcher.events_file))
@@ -67,8 +66,7 @@ def test_rename_nocreate_rotation_under_load_loses_nothing(
     lib_paths = [p for p in sys.path if p]
     senders = [
         subprocess.Popen(
-            [sys.executable, "-c", SENDER, str(watcher.socket), str(stop_file), str(s),
-             *lib_paths],
+            [sys.executable, "-c", SENDER, str(watcher.socket), str(stop_file), str(s), *lib_paths],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -79,7 +77,9 @@ def test_rename_nocreate_rotation_under_load_loses_nothing(
         time.sleep(1.05)  # dateformat has one-second resolution
         result = subprocess.run(
             ["logrotate", "-f", "-s", str(tmp_path / "state"), str(conf)],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert result.returncode == 0, result.stderr
         rotations += 1

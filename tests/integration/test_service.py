@@ -1,25 +1,22 @@
-"""The whole service as a process: start/stop events, SIGTERM flush, SIGHUP, full disk,
-spool drain, sd_notify and the unprivileged fallback."""
+"""The whole service as a process: signals, full disk, spool, sd_notify, fallback paths."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
-import shutil
 import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from watcher_support import Watcher, fill, mount_tmpfs, needs_root, read_events, wait_for
 
 from ds01_events.envelope import encode_line, make_event
-
-from .conftest import Watcher, needs_root, read_events, wait_for
-from .test_sink_tmpfs import fill, mount_tmpfs
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -63,8 +60,8 @@ def test_sighup_reopens_and_keeps_serving(make_watcher: Callable[..., Watcher]) 
     assert wait_for(lambda: watcher.logged(event_id))
     assert watcher.proc is not None
     assert watcher.proc.poll() is None
-    fds = os.listdir(f"/proc/{watcher.proc.pid}/fd")
-    targets = {os.readlink(f"/proc/{watcher.proc.pid}/fd/{fd}") for fd in fds}
+    fds = Path(f"/proc/{watcher.proc.pid}/fd").iterdir()
+    targets = {str(fd.readlink()) for fd in fds}
     assert str(watcher.events_file) in targets
     assert str(rotated) not in targets
     assert watcher.stop() == 0
@@ -121,8 +118,7 @@ def _collect(sock: socket.socket, into: list[bytes]) -> None:
 def test_full_target_service_survives_and_writes_held_events(
     make_watcher: Callable[..., Watcher], tmp_path: Path
 ) -> None:
-    """The log's filesystem fills up: the service keeps serving, says so once, and writes the
-    held events once space returns."""
+    """On a full filesystem it keeps serving, says so once, and writes held events when freed."""
     log_dir = tmp_path / "logfs"
     mount_tmpfs(log_dir, "size=128k,mode=0755")
     try:
@@ -151,8 +147,18 @@ def test_unprivileged_run_falls_back_and_says_where() -> None:
     home.chmod(0o755)
     os.chown(home, 65534, 65534)
     env = {**os.environ, "XDG_STATE_HOME": str(home)}
-    cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-           sys.executable, "-m", "watcher", "run", "--config", "/dev/null"]
+    cmd = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        sys.executable,
+        "-m",
+        "watcher",
+        "run",
+        "--config",
+        "/dev/null",
+    ]
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, cwd=str(home))
     try:
         log = home / "ds01" / "events.jsonl"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import io
 import subprocess
@@ -10,11 +9,10 @@ from typing import TYPE_CHECKING
 
 import msgspec
 import pytest
+from watcher_support import fill, mount_tmpfs, needs_root, read_events, wait_for
 
 from ds01_events.envelope import make_event
 from watcher.sink import Sink
-
-from .conftest import needs_root, read_events, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -23,15 +21,9 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.integration, needs_root]
 
 
-def mount_tmpfs(where: Path, options: str) -> None:
-    """Mount a fresh tmpfs at ``where``."""
-    where.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], check=True)
-
-
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
-    """A 256 KiB tmpfs, unmounted (all layers) afterwards."""
+    """Yield a 256 KiB tmpfs, unmounted (all layers) afterwards."""
     mnt = tmp_path / "mnt"
     mount_tmpfs(mnt, "size=256k,mode=0755")
     yield mnt
@@ -40,22 +32,8 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mnt)], check=False, capture_output=True)
 
 
-def fill(directory: Path) -> Path:
-    """Write a filler file until the filesystem reports ENOSPC."""
-    filler = directory / "filler"
-    with filler.open("wb", buffering=0) as handle:
-        with contextlib.suppress(OSError):
-            while True:
-                handle.write(b"\0" * 4096)
-    with contextlib.suppress(OSError), filler.open("ab", buffering=0) as handle:
-        while True:
-            handle.write(b"\0")
-    return filler
-
-
 def test_disk_full_holds_events_and_writes_them_when_freed(small_fs: Path) -> None:
-    """ENOSPC: the sink says so once, keeps events, and writes them all once space returns;
-    what the bound refused is reported as one watcher.gap; no half line is left behind."""
+    """ENOSPC: said once, events held and written when freed, refusals in one gap, no half line."""
     path = small_fs / "events.jsonl"
     err = io.StringIO()
     sink = Sink(str(path), queue_size=100, group=None, retry_seconds=0.05, stderr=err)
@@ -96,8 +74,7 @@ def test_disk_full_holds_events_and_writes_them_when_freed(small_fs: Path) -> No
 
 
 def test_read_only_target_holds_events_until_writable(small_fs: Path) -> None:
-    """EROFS (a read-only filesystem over the log's directory): events are held and written
-    once the directory is writable again."""
+    """EROFS over the log's directory: events are held and written once it is writable again."""
     path = small_fs / "events.jsonl"
     err = io.StringIO()
     sink = Sink(str(path), group=None, retry_seconds=0.05, stderr=err)
@@ -112,7 +89,7 @@ def test_read_only_target_holds_events_until_writable(small_fs: Path) -> None:
         held = [make_event("test.held_ro", details={"n": n}) for n in range(50)]
         assert all(sink.submit(e) for e in held)
         assert wait_for(lambda: sink.failing is not None)
-        with pytest.raises(OSError) as caught:
+        with pytest.raises(OSError, match="Read-only") as caught:
             (small_fs / "probe").write_text("x")
         assert caught.value.errno == errno.EROFS
         assert "Read-only file system" in err.getvalue()

@@ -29,8 +29,9 @@ def _unit(name: str) -> configparser.ConfigParser:
 
 
 def test_units_verify(tmp_path: Path) -> None:
-    """systemd-analyze verify accepts both units (ExecStart pointed at this interpreter,
-    since the installed /usr/local/bin/ds01-watcher does not exist on a test machine)."""
+    """systemd-analyze verify accepts both units, ExecStart pointed at this interpreter."""
+    # The installed /usr/local/bin/ds01-watcher does not exist on a test machine, and verify
+    # checks that ExecStart is executable: the copy runs `python -m watcher run` instead.
     service = (UNITS / "ds01-watcher.service").read_text()
     assert f"ExecStart={INSTALLED}\n" in service
     (tmp_path / "ds01-watcher.service").write_text(
@@ -38,9 +39,17 @@ def test_units_verify(tmp_path: Path) -> None:
     )
     shutil.copy(UNITS / "ds01-watcher.socket", tmp_path)
     result = subprocess.run(
-        ["systemd-analyze", "verify", "--man=no",
-         str(tmp_path / "ds01-watcher.service"), str(tmp_path / "ds01-watcher.socket")],
-        capture_output=True, text=True, check=False, cwd=tmp_path,
+        [
+            "systemd-analyze",
+            "verify",
+            "--man=no",
+            str(tmp_path / "ds01-watcher.service"),
+            str(tmp_path / "ds01-watcher.socket"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     assert "ds01-watcher" not in result.stderr, result.stderr

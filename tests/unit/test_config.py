@@ -68,7 +68,9 @@ def test_unprivileged_falls_back_and_says_where(tmp_path: Path) -> None:
 
 def test_unwritable_var_falls_back_to_the_working_directory(tmp_path: Path) -> None:
     """Root on a read-only /var without XDG_STATE_HOME uses ./.ds01."""
-    settings, notes = load_settings({}, {}, euid=0, writable=lambda p: p != "/var", cwd=str(tmp_path))
+    settings, notes = load_settings(
+        {}, {}, euid=0, writable=lambda p: p != "/var", cwd=str(tmp_path)
+    )
     assert settings.state_dir == str(tmp_path / ".ds01" / "state")
     assert notes
 
@@ -97,9 +99,21 @@ def test_bad_values_are_refused() -> None:
 def test_cli_show_config_and_help(tmp_path: Path) -> None:
     """`ds01-watcher show-config` prints the merged settings; every command has help."""
     out = subprocess.run(
-        [sys.executable, "-m", "watcher", "show-config", "--config", "/dev/null",
-         "--socket", str(tmp_path / "s.sock"), "--dcgm-url", "off"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "watcher",
+            "show-config",
+            "--config",
+            "/dev/null",
+            "--socket",
+            str(tmp_path / "s.sock"),
+            "--dcgm-url",
+            "off",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert f'"socket": "{tmp_path}/s.sock"' in out.stdout
     assert '"dcgm_url": null' in out.stdout
@@ -110,7 +124,9 @@ def test_cli_show_config_and_help(tmp_path: Path) -> None:
     assert "show-config" in helptext
     bad = subprocess.run(
         [sys.executable, "-m", "watcher", "run", "--config", str(tmp_path / "missing.toml")],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert bad.returncode == 2
     assert "does not exist" in bad.stderr

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ds01_events.envelope import Event, Origin, encode_line, make_event
-from watcher.ingest import RejectCounter, Rejected, parse_datagram, strip_syslog_header
+from watcher.ingest import RejectCounter, RejectedError, parse_datagram, strip_syslog_header
 
 ORIGIN = Origin(uid=1001, gid=1001, pid=4242)
 
@@ -44,7 +44,7 @@ def test_only_a_well_formed_header_is_stripped() -> None:
     """Text before the JSON without a <PRI> start is invalid, not silently skipped."""
     assert strip_syslog_header(b'junk {"a":1}') == b'junk {"a":1}'
     assert strip_syslog_header(b'<13x>{"a":1}') == b'<13x>{"a":1}'
-    with pytest.raises(Rejected) as caught:
+    with pytest.raises(RejectedError) as caught:
         parse_datagram(b"junk " + _line(), ORIGIN)
     assert caught.value.reason == "invalid"
 
@@ -60,18 +60,18 @@ def test_only_a_well_formed_header_is_stripped() -> None:
     ],
 )
 def test_bad_datagrams_are_rejected_with_a_reason(data: bytes, reason: str) -> None:
-    """Binary, invalid and oversize input each raise Rejected with their reason."""
-    with pytest.raises(Rejected) as caught:
+    """Binary, invalid and oversize input each raise RejectedError with their reason."""
+    with pytest.raises(RejectedError) as caught:
         parse_datagram(data, ORIGIN)
     assert caught.value.reason == reason
 
 
 @given(st.binary(max_size=5000))
 def test_arbitrary_bytes_never_raise_anything_else(data: bytes) -> None:
-    """Whatever arrives, parse_datagram returns an event or raises Rejected."""
+    """Whatever arrives, parse_datagram returns an event or raises RejectedError."""
     try:
         event = parse_datagram(data, ORIGIN)
-    except Rejected:
+    except RejectedError:
         return
     assert event.origin == ORIGIN
 

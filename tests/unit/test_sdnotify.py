@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 def test_abstract_socket_names_start_with_nul() -> None:
-    """'@name' becomes the abstract address '\\0name'; a path stays a path."""
+    """An '@name' address becomes abstract (leading NUL); a path stays a path."""
     assert notify_address({"NOTIFY_SOCKET": "@sd/notify"}) == "\0sd/notify"
     assert notify_address({"NOTIFY_SOCKET": "/run/systemd/notify"}) == "/run/systemd/notify"
     assert notify_address({"NOTIFY_SOCKET": "relative"}) is None

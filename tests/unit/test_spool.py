@@ -20,10 +20,12 @@ class Collect:
         self.rejected: list[tuple[str, int | None]] = []
 
     def __call__(self, event: Event, /) -> bool:
+        """Keep the event; always accepted."""
         self.events.append(event)
         return True
 
     def reject(self, reason: str, uid: int | None) -> None:
+        """Keep the refusal."""
         self.rejected.append((reason, uid))
 
 
@@ -92,7 +94,7 @@ def test_invalid_lines_are_counted_and_valid_ones_kept(tmp_path: Path) -> None:
     """In a mixed file, bad lines are counted per reason and good lines submitted."""
     good = encode_line(make_event("test.good"))
     (tmp_path / "m.json").write_bytes(good + b"garbage\n" + b"\xff\xfe\n" + good)
-    got, drain = _drain(tmp_path)
+    _got, drain = _drain(tmp_path)
     report = drain.drain()
     assert report.submitted == 2
     assert report.rejected == {"invalid": 1, "binary": 1}
