@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -25,16 +26,22 @@ from watcher.ratelimit import RateLimiter
 from watcher.sdnotify import Notifier
 from watcher.sink import SOURCE, Sink
 from watcher.spool import SpoolDrain, ensure_spool_dir
+from watcher.typing import Component, Submit
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
     from types import FrameType
 
     from watcher.config import Settings
-    from watcher.typing import Component, Submit
 
-    # Builds one extra part (the Docker event source) around the sink's submit.
-    ComponentFactory = Callable[[Submit], Component]
+# Builds one extra part (the Docker event source) around the sink's submit.
+ComponentFactory = Callable[[Submit], Component]
+
+
+def default_components(settings: Settings) -> list[ComponentFactory]:
+    """Return the extra parts `ds01-watcher run` starts: add the Docker event source here."""
+    del settings  # e.g. lambda submit: DockerEventSource(settings, submit)
+    return []
 
 
 @dataclass(frozen=True)
@@ -280,8 +287,13 @@ def _restore_signals(previous: dict[signal.Signals, Any]) -> None:
 
 def run_service(
     settings: Settings,
-    extra_components: Sequence[ComponentFactory] = (),
+    extra_components: Sequence[ComponentFactory] | None = None,
     jobs: Sequence[Job] = (),
 ) -> int:
-    """Build the service and run it until it is told to stop."""
+    """Build the service and run it until it is told to stop.
+
+    ``extra_components`` defaults to `default_components(settings)`.
+    """
+    if extra_components is None:
+        extra_components = default_components(settings)
     return Service(settings, extra_components=extra_components, jobs=jobs).run()

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from typing import TYPE_CHECKING
+
+from watcher_support import read_events, wait_for
 
 from ds01_events.envelope import make_event
 from watcher.config import Settings
 from watcher.sdnotify import Notifier
 from watcher.service import Job, Service
-from watcher_support import read_events, wait_for
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -80,10 +82,8 @@ def test_component_factory_job_and_watchdog(tmp_path: Path) -> None:
         deadline = threading.Event()
         threading.Timer(seconds, deadline.set).start()
         while not deadline.is_set():
-            try:
+            with contextlib.suppress(TimeoutError):
                 got.append(listener.recv(1024))
-            except TimeoutError:
-                continue
         return got
 
     try:
