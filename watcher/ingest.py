@@ -294,6 +294,11 @@ class IngestServer:
                     return  # the kernel queue is empty: everything sent before stop is in
                 poller.poll(250)
                 continue
+            except OSError:
+                # Not expected on a bound datagram socket; never let it end the reader.
+                self._rejects.add("receive_error", None)
+                poller.poll(100)
+                continue
             self._handle(data, ancillary, flags, self._clock())
             handled += 1
             if handled % 1024 == 0:

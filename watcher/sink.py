@@ -18,6 +18,7 @@ import collections
 import errno
 import grp
 import os
+import stat
 import sys
 import threading
 import time
@@ -278,6 +279,9 @@ class Sink:
                     os.fchown(fd, -1, self.gid)
                 except OSError:
                     self._say(f"could not give {self.path} to group {self.gid}")
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError(errno.EINVAL, f"{self.path} is not a regular file")
         return fd
 
     def _close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import os
 import random
 import shutil
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -19,7 +21,6 @@ from ds01_events.envelope import Origin, encode_line, make_event
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from pathlib import Path
 
 pytestmark = [pytest.mark.integration, needs_root]
 
@@ -246,3 +247,42 @@ def test_socket_activation_uses_the_passed_socket(
     start = next(e for e in read_events(watcher.events_file) if e["event_type"] == "watcher.start")
     assert start["details"]["socket_activated"] is True
     assert "socket activation" in watcher.stderr()
+
+
+def test_passed_file_descriptors_do_not_leak(
+    make_watcher: Callable[..., Watcher], open_dir: Path
+) -> None:
+    """Datagrams carrying SCM_RIGHTS fds are still handled and leave no fd open in the watcher."""
+    watcher = make_watcher(open_dir).start()
+    assert watcher.proc is not None
+    fd_dir = Path(f"/proc/{watcher.proc.pid}/fd")
+    before = len(list(fd_dir.iterdir()))
+    ids = []
+    with (
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock,
+        Path("/dev/null").open("rb") as null,
+    ):
+        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [null.fileno()] * 4))]
+        for _ in range(50):
+            event = make_event("test.with_fds")
+            ids.append(event.id)
+            sock.sendmsg([encode_line(event)], rights, 0, str(watcher.socket))
+    assert wait_for(lambda: all(watcher.logged(i) for i in ids))
+    assert len(list(fd_dir.iterdir())) <= before
+
+
+def test_socket_activation_refuses_a_stream_socket(
+    make_watcher: Callable[..., Watcher], open_dir: Path
+) -> None:
+    """A LISTEN_FDS socket of the wrong type is refused with one clear line and exit 1."""
+    watcher = make_watcher(open_dir)
+    stream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stream.bind(str(watcher.socket))
+    args = [sys.executable, "-c", ACTIVATE, str(stream.fileno()), *watcher.command()[1:]]
+    with watcher.stderr_path.open("wb") as err:
+        result = subprocess.run(
+            args, pass_fds=[stream.fileno()], stderr=err, check=False, timeout=60
+        )
+    stream.close()
+    assert result.returncode == 1
+    assert "no datagram socket" in watcher.stderr()
