@@ -1,0 +1,9 @@
+"""``python -m watcher ...``: the same as ``ds01-watcher ...``."""
+
+from __future__ import annotations
+
+import sys
+
+from watcher.cli import main
+
+sys.exit(main())

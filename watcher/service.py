@@ -1,0 +1,299 @@
+"""The composition root: builds the service from one Settings object and runs it.
+
+Parts, in start order: the sink (the only writer), ``watcher.start``, the ingest
+socket, a first spool drain, the APScheduler scheduler (spool drain, rejection
+reports and any job added with `Service.add_job`), the extra components (the Docker
+event source), then READY=1. Stop runs in reverse and ends with ``watcher.stop``
+and a flushed, synced log.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TextIO
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from ds01_events.envelope import make_event
+from watcher import __version__
+from watcher.ingest import IngestServer, RejectCounter, open_ingest_socket
+from watcher.ratelimit import RateLimiter
+from watcher.sdnotify import Notifier
+from watcher.sink import SOURCE, Sink
+from watcher.spool import SpoolDrain, ensure_spool_dir
+from watcher.typing import Component, Submit
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import FrameType
+
+    from watcher.config import Settings
+
+# Builds one extra part (the Docker event source) around the sink's submit.
+ComponentFactory = Callable[[Submit], Component]
+
+
+def default_components(settings: Settings) -> list[ComponentFactory]:
+    """Return the extra parts `ds01-watcher run` starts: add the Docker event source here."""
+    del settings  # e.g. lambda submit: DockerEventSource(settings, submit)
+    return []
+
+
+@dataclass(frozen=True)
+class Job:
+    """A periodic job for the scheduler; runs in a pool thread, never concurrently with itself."""
+
+    name: str
+    func: Callable[[], object]
+    interval_seconds: float
+    run_at_start: bool = False
+
+
+class Service:
+    """The running watcher. Build, then `run()` (blocks until SIGTERM/SIGINT)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        extra_components: Sequence[ComponentFactory] = (),
+        jobs: Sequence[Job] = (),
+        notifier: Notifier | None = None,
+        stderr: TextIO | None = None,
+    ) -> None:
+        self.settings = settings
+        self._stderr = stderr or sys.stderr
+        self.notifier = notifier or Notifier()
+        self.sink = Sink(
+            settings.events_file,
+            queue_size=settings.queue_size,
+            batch_max=settings.batch_max,
+            group=settings.log_group,
+            stderr=self._stderr,
+        )
+        self.submit: Submit = self.sink.submit
+        self.rejects = RejectCounter(self.submit, settings.reject_window_seconds)
+        self.spool = SpoolDrain(
+            settings.spool_dir,
+            self.submit,
+            self.rejects.add,
+            max_bytes=settings.spool_max_bytes,
+            has_room=lambda n: self.sink.pending() + n <= settings.queue_size,
+        )
+        self.scheduler = BackgroundScheduler(
+            timezone="UTC",
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
+        )
+        self._factories = list(extra_components)
+        self._jobs = [
+            Job("spool-drain", self.spool.drain, settings.spool_interval_seconds),
+            Job("ingest-rejects", self.rejects.tick, min(5.0, settings.reject_window_seconds)),
+            *jobs,
+        ]
+        self.ingest: IngestServer | None = None
+        self.components: list[Component] = []
+        self.activated = False
+        self._wake = threading.Event()
+        self._stopping = False
+        self._stop_reason = "stopped"
+        self._hup = threading.Event()
+
+    def add_job(self, job: Job) -> None:
+        """Plug a periodic job in before `run` (GPU poll, DCGM probe, reconciliation)."""
+        self._jobs.append(job)
+
+    def say(self, message: str) -> None:
+        """One line on stderr (the journal under systemd)."""
+        try:
+            self._stderr.write(f"ds01-watcher: {message}\n")
+            self._stderr.flush()
+        except (OSError, ValueError):
+            return
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start every part; raise OSError if the socket cannot be had."""
+        settings = self.settings
+        self.sink.start()
+        sock, self.activated = open_ingest_socket(settings.socket)
+        self.submit(
+            make_event(
+                "watcher.start",
+                source=SOURCE,
+                details={
+                    "version": __version__,
+                    "pid": os.getpid(),
+                    "socket_activated": self.activated,
+                    "settings": settings.summary(),
+                },
+            )
+        )
+        limiter = RateLimiter(
+            settings.rate_per_second,
+            settings.rate_burst,
+            exempt=frozenset(settings.rate_exempt_uids),
+        )
+        self.ingest = IngestServer(sock, self.submit, limiter, self.rejects)
+        self.ingest.start()
+        try:
+            ensure_spool_dir(settings.spool_dir)
+        except OSError as exc:
+            self.say(f"cannot create the spool directory {settings.spool_dir}: {exc.strerror}")
+        for job in self._jobs:
+            self.scheduler.add_job(
+                _guarded(job, self.say),
+                "interval",
+                seconds=job.interval_seconds,
+                id=job.name,
+                name=job.name,
+                next_run_time=_now() if job.run_at_start else None,
+            )
+        self.spool.drain()
+        self.scheduler.start()
+        self.components = [self.sink, self.ingest]
+        for factory in self._factories:
+            component = factory(self.submit)
+            component.start()
+            self.components.append(component)
+        self.notifier.ready(self.status_line())
+
+    def healthy(self) -> bool:
+        """Every component is making progress and the scheduler runs."""
+        return bool(self.scheduler.running) and all(c.healthy() for c in self.components)
+
+    def status_line(self) -> str:
+        """Return a short STATUS= text."""
+        line = (
+            f"{self.sink.written} events written, {self.sink.pending()} pending,"
+            f" {self.sink.dropped} refused, {sum(self.rejects.total.values())} rejected"
+        )
+        if self.sink.failing:
+            line += f"; log not writable: {self.sink.failing}"
+        return line
+
+    def request_stop(self, reason: str = "stopped") -> None:
+        """Ask `run` to stop (thread- and signal-safe)."""
+        self._stop_reason = reason
+        self._stopping = True
+        self._wake.set()
+
+    def request_reopen(self) -> None:
+        """Ask for the log to be reopened (SIGHUP)."""
+        self._hup.set()
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop every part in reverse order; the log ends with ``watcher.stop``."""
+        timeout = self.settings.stop_timeout_seconds
+        self.notifier.stopping()
+        for component in reversed(self.components[2:]):
+            self._stop_component(component, timeout / 2)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        if self.ingest is not None:
+            self.ingest.stop(timeout / 4)
+        self.submit(
+            make_event(
+                "watcher.stop",
+                source=SOURCE,
+                details={"version": __version__, "reason": self._stop_reason},
+            )
+        )
+        self.sink.stop(timeout / 2)
+
+    def _stop_component(self, component: Component, timeout: float) -> None:
+        try:
+            component.stop(timeout)
+        except Exception as exc:  # one part failing to stop must not keep the log open
+            self.say(f"{component.name} did not stop cleanly: {exc!r}")
+
+    def run(self) -> int:
+        """Start, serve until SIGTERM/SIGINT, stop. Returns the exit status."""
+        previous = _install_signals(self)
+        try:
+            self.start()
+        except OSError as exc:
+            self.say(f"cannot start: {exc.strerror or exc}")
+            self.sink.stop(self.settings.stop_timeout_seconds)
+            _restore_signals(previous)
+            return 1
+        self.say(
+            f"serving {self.settings.socket}"
+            f"{' (socket activation)' if self.activated else ''}, writing"
+            f" {self.settings.events_file}"
+        )
+        tick = self.notifier.watchdog / 2 if self.notifier.watchdog else 5.0
+        try:
+            while not self._stopping:
+                self._wake.wait(tick)
+                self._wake.clear()
+                if self._hup.is_set():
+                    self._hup.clear()
+                    self.sink.reopen()
+                    self.say("SIGHUP: reopening the log")
+                if self._stopping:
+                    break
+                if self.healthy():
+                    self.notifier.alive()
+                self.notifier.status(self.status_line())
+        finally:
+            self.stop()
+            _restore_signals(previous)
+        return 0
+
+
+def _now() -> Any:
+    from datetime import datetime, timezone  # noqa: PLC0415 - only at scheduling time
+
+    return datetime.now(tz=timezone.utc)
+
+
+def _guarded(job: Job, say: Callable[[str], None]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            job.func()
+        except Exception as exc:  # a failing job must not kill the scheduler thread
+            say(f"job {job.name} failed: {exc!r}")
+
+    return run
+
+
+def _install_signals(service: Service) -> dict[signal.Signals, Any]:
+    def on_stop(signum: int, _frame: FrameType | None) -> None:
+        service.request_stop(signal.Signals(signum).name)
+
+    def on_hup(_signum: int, _frame: FrameType | None) -> None:
+        service.request_reopen()
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {
+        signal.SIGTERM: signal.signal(signal.SIGTERM, on_stop),
+        signal.SIGINT: signal.signal(signal.SIGINT, on_stop),
+        signal.SIGHUP: signal.signal(signal.SIGHUP, on_hup),
+    }
+
+
+def _restore_signals(previous: dict[signal.Signals, Any]) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+def run_service(
+    settings: Settings,
+    extra_components: Sequence[ComponentFactory] | None = None,
+    jobs: Sequence[Job] = (),
+) -> int:
+    """Build the service and run it until it is told to stop.
+
+    ``extra_components`` defaults to `default_components(settings)`.
+    """
+    if extra_components is None:
+        extra_components = default_components(settings)
+    return Service(settings, extra_components=extra_components, jobs=jobs).run()
