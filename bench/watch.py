@@ -32,7 +32,12 @@ import docker
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = os.environ.get("DS01_TEST_IMAGE", "ds01-test/busybox:latest")
-ACTIONS = {"create": "container.create", "start": "container.start", "die": "container.stop", "destroy": "container.remove"}
+ACTIONS = {
+    "create": "container.create",
+    "start": "container.start",
+    "die": "container.stop",
+    "destroy": "container.remove",
+}
 
 
 class Tail:
@@ -65,7 +70,13 @@ class Tail:
 
 
 def lifecycle(client: docker.DockerClient, index: int) -> None:
-    container = client.containers.create(IMAGE, ["true"], name=f"ds01-bench-{index}-{os.getpid()}", network_mode="none", labels={"ds01.test": "1", "ds01.user": "bench"})
+    container = client.containers.create(
+        IMAGE,
+        ["true"],
+        name=f"ds01-bench-{index}-{os.getpid()}",
+        network_mode="none",
+        labels={"ds01.test": "1", "ds01.user": "bench"},
+    )
     container.start()
     container.wait(timeout=60)
     container.remove(force=True)
@@ -83,7 +94,9 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def delays_ms(lines: list[tuple[float, bytes]], engine_times: dict[tuple[str, str], float], *, reference: bool) -> list[float]:
+def delays_ms(
+    lines: list[tuple[float, bytes]], engine_times: dict[tuple[str, str], float], *, reference: bool
+) -> list[float]:
     out = []
     for seen, raw in lines:
         try:
@@ -118,13 +131,34 @@ def main() -> int:
     events = tmp / "events.jsonl"
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'lib'}:{ROOT}"}
     watcher = subprocess.Popen(
-        [sys.executable, "-m", "watcher", "run", "--events-file", str(events), "--state-dir", str(tmp / "state"),
-         "--socket", str(tmp / "events.sock"), "--spool-dir", str(tmp / "spool"), "--gpu", "off", "--dcgm-url", "off",
-         "--config", str(tmp / "none.toml")],
-        env=env, stderr=(tmp / "watcher.log").open("wb"),
+        [
+            sys.executable,
+            "-m",
+            "watcher",
+            "run",
+            "--events-file",
+            str(events),
+            "--state-dir",
+            str(tmp / "state"),
+            "--socket",
+            str(tmp / "events.sock"),
+            "--spool-dir",
+            str(tmp / "spool"),
+            "--gpu",
+            "off",
+            "--dcgm-url",
+            "off",
+            "--config",
+            str(tmp / "none.toml"),
+        ],
+        env=env,
+        stderr=(tmp / "watcher.log").open("wb"),
     )
     reference_file = tmp / "reference.jsonl"
-    reference = subprocess.Popen(["docker", "events", "--filter", "type=container", "--format", "{{json .}}"], stdout=reference_file.open("wb"))
+    reference = subprocess.Popen(
+        ["docker", "events", "--filter", "type=container", "--format", "{{json .}}"],
+        stdout=reference_file.open("wb"),
+    )
     tails = (Tail(events), Tail(reference_file))
     # The bench's own subscription gives the engine's time of every event.
     since = time.time()
@@ -160,7 +194,9 @@ def main() -> int:
     for tail in tails:
         tail.stop()
     expected = 4 * args.containers
-    print(f"{args.containers} container lifecycles in {burst:.1f} s ({expected / burst:.0f} events/s)")
+    print(
+        f"{args.containers} container lifecycles in {burst:.1f} s ({expected / burst:.0f} events/s)"
+    )
     print(f"{'engine event -> line readable in file':40} {'lines':>11} {'p50 ms':>8} {'p99 ms':>8}")
     ours = delays_ms(tails[0].lines, engine_times, reference=False)
     ref = delays_ms(tails[1].lines, engine_times, reference=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
 import select
 import socket
 import stat
@@ -29,6 +28,7 @@ from ds01_events.envelope import (
     Origin,
     decode_client_line,
     make_event,
+    strip_logger_header,
 )
 
 if TYPE_CHECKING:
@@ -44,10 +44,6 @@ MAX_HEADER_BYTES = 512
 RECV_BYTES = MAX_LINE_BYTES + MAX_HEADER_BYTES
 _CREDS = struct.Struct("3i")
 _SD_LISTEN_FDS_START = 3
-# logger(1): "<13>Nov 22 03:20:00 host tag: " (RFC 3164) or "<13>1 2026-... - - [sd] "
-# (RFC 5424). A header is printable ASCII without "{"; the JSON starts at the first "{".
-_SYSLOG_HEADER = re.compile(rb"<\d{1,3}>[\x20-\x7a\x7c-\x7e]{0,%d}(?=\{)" % MAX_HEADER_BYTES)
-
 REASONS = ("oversize", "binary", "invalid", "rate_limited", "no_credentials")
 
 
@@ -59,18 +55,9 @@ class RejectedError(Exception):
         self.reason = reason
 
 
-def strip_syslog_header(data: bytes) -> bytes:
-    """Return the JSON of a datagram framed by logger(1); other data unchanged."""
-    if data[:1] == b"<":
-        match = _SYSLOG_HEADER.match(data)
-        if match:
-            return data[match.end() :]
-    return data
-
-
 def parse_datagram(data: bytes, origin: Origin) -> Event:
     """Validate one datagram and stamp ``origin``; raise RejectedError with the reason."""
-    payload = strip_syslog_header(data).rstrip(b"\r\n")
+    payload = strip_logger_header(data).rstrip(b"\r\n")
     if len(payload) + 1 > MAX_LINE_BYTES:
         reason = "oversize"
         raise RejectedError(reason)

@@ -72,7 +72,7 @@ class SpoolDrain:
             return report
         try:
             # listdir on a dir fd: the directory cannot be swapped under us mid-pass.
-            names = sorted(n for n in os.listdir(dir_fd) if n.endswith(".json"))  # noqa: PTH208
+            names = sorted(n for n in os.listdir(dir_fd) if n.endswith(".json"))
             for name in names:
                 if not self._one(dir_fd, name, report):
                     report.deferred += 1
@@ -142,7 +142,7 @@ class SpoolDrain:
         return data, info
 
 
-class _Refused(Exception):  # noqa: N818 - internal signal, never escapes the module
+class _Refused(Exception):
     def __init__(self, reason: str, uid: int | None) -> None:
         super().__init__(reason)
         self.reason = reason

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from ds01_events.envelope import Event
+if TYPE_CHECKING:
+    from ds01_events.envelope import Event
 
 
 class Submit(Protocol):
     """Hand one finished event to the sink. Never blocks; False if it had to refuse."""
 
-    def __call__(self, event: Event, /) -> bool: ...
+    def __call__(self, event: Event, /) -> bool:
+        """Queue ``event`` for the log."""
 
 
 class Component(Protocol):

@@ -52,12 +52,17 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Settings from DS01_EVENTS_SOCKET, DS01_EVENTS_FILE and DS01_EVENTS_SPOOL."""
+        """Settings from DS01_EVENTS_SOCKET, _FILE, _SPOOL and _TIMEOUT_MS (bad value: default)."""
         env = os.environ if env is None else env
+        try:
+            timeout = float(env.get("DS01_EVENTS_TIMEOUT_MS", "")) / 1000
+        except ValueError:
+            timeout = DEFAULT_TIMEOUT
         return cls(
             socket_path=env.get("DS01_EVENTS_SOCKET") or DEFAULT_SOCKET,
             events_file=env.get("DS01_EVENTS_FILE") or DEFAULT_EVENTS_FILE,
             spool_dir=env.get("DS01_EVENTS_SPOOL") or DEFAULT_SPOOL,
+            timeout=timeout if 0 < timeout <= 60 else DEFAULT_TIMEOUT,  # noqa: PLR2004
         )
 
 

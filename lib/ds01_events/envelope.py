@@ -27,8 +27,9 @@ MAX_NAME_CHARS = 256
 _EVENT_TYPE = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_]+)+")
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
 _ID = re.compile(r"[0-9a-f]{32}")
-# What logger(1) puts before the message on a local socket: "<13>Nov 22 03:20:23 tag: ".
-_LOGGER_HEADER = re.compile(rb"<[0-9]{1,3}>[^{]{0,300}?: (?=\{)")
+# logger(1): "<13>Nov 22 03:20:00 host tag: " (RFC 3164) or "<13>1 2026-... - - [sd] "
+# (RFC 5424). A header is printable ASCII without "{"; the JSON starts at the first "{".
+_LOGGER_HEADER = re.compile(rb"<\d{1,3}>[\x20-\x7a\x7c-\x7e]{0,512}(?=\{)")
 _JSON_TYPES = (str, int, float, bool, type(None), list, dict)
 
 

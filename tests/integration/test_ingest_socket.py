@@ -39,7 +39,7 @@ print(os.getpid())
 @pytest.fixture
 def open_dir() -> Iterator[Path]:
     """Yield a directory any uid can traverse (pytest's tmp dirs are 0700)."""
-    from pathlib import Path  # noqa: PLC0415
+    from pathlib import Path
 
     path = Path(tempfile.mkdtemp(prefix="ds01-ingest-"))
     path.chmod(0o755)

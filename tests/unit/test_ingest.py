@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ds01_events.envelope import Event, Origin, encode_line, make_event
-from watcher.ingest import RejectCounter, RejectedError, parse_datagram, strip_syslog_header
+from ds01_events.envelope import Event, Origin, encode_line, make_event, strip_logger_header
+from watcher.ingest import RejectCounter, RejectedError, parse_datagram
 
 ORIGIN = Origin(uid=1001, gid=1001, pid=4242)
 
@@ -42,8 +42,8 @@ def test_logger_headers_are_stripped(header: bytes) -> None:
 
 def test_only_a_well_formed_header_is_stripped() -> None:
     """Text before the JSON without a <PRI> start is invalid, not silently skipped."""
-    assert strip_syslog_header(b'junk {"a":1}') == b'junk {"a":1}'
-    assert strip_syslog_header(b'<13x>{"a":1}') == b'<13x>{"a":1}'
+    assert strip_logger_header(b'junk {"a":1}') == b'junk {"a":1}'
+    assert strip_logger_header(b'<13x>{"a":1}') == b'<13x>{"a":1}'
     with pytest.raises(RejectedError) as caught:
         parse_datagram(b"junk " + _line(), ORIGIN)
     assert caught.value.reason == "invalid"
