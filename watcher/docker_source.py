@@ -1,0 +1,498 @@
+"""The Docker event source: dockerd's container events, mapped, attributed, never lost twice.
+
+Two threads. The reader only reads ``/events`` and enqueues: dockerd silently drops
+events for a subscriber that falls behind. The processor inspects, maps, submits,
+persists the cursor, reconciles after every (re)connect and pings the daemon to find
+a stream that died silently.
+
+docker-py ends the event stream as if it were finished when the daemon goes away;
+only ``stop()`` means stop. Without an engine the source says so once and retries
+with capped, jittered backoff.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import pwd
+import queue
+import random
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ds01_events.emit import append_line
+from ds01_events.envelope import Event, decode_line, encode_line
+from watcher.cursor import DockerCursor, load_cursor, save_cursor
+from watcher.docker_stream import ChunkDecoder, EventKey, SeenKeys, base_action, event_key, since_arg
+from watcher.lifecycle import HANDLED_ACTIONS, ContainerLifecycle, KnownContainer, known_from_inspect
+from watcher.reconcile import gap_event, reconcile
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from watcher.typing import Submit
+
+SAVE_INTERVAL_S = 0.25
+IDLE_POLL_S = 0.2
+REPLAY_WAIT_S = 1.0
+SETTLE_S = 0.1
+LATENCY_SAMPLES = 20_000
+
+
+def _user_by_uid(uid: int) -> str | None:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, OverflowError):
+        return None
+
+
+def _stderr(message: str) -> None:
+    with contextlib.suppress(Exception):
+        sys.stderr.write(f"ds01-watcher docker: {message}\n")
+
+
+@dataclass(frozen=True)
+class _Connected:
+    """The reader subscribed; events after this marker come from that subscription."""
+
+    at_nano: int
+    resume: EventKey | None
+    resume_keys: frozenset[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class _Raw:
+    event: dict[str, Any]
+    read_at_nano: int
+
+
+_Item = _Connected | _Raw
+
+
+def _logged_key(event: Event) -> tuple[str, str, str] | None:
+    cid = event.details.get("container_id")
+    if not isinstance(cid, str) or event.details.get("inferred"):
+        return None
+    return (cid, event.event_type, event.timestamp)
+
+
+class DockerSource:
+    """Component: Docker container events into ``submit``.
+
+    ``already_logged`` are recent events of the log (its tail): after a crash the
+    replay since the cursor re-delivers events the sink may already have written,
+    and those are not submitted again.
+    """
+
+    name = "docker"
+
+    def __init__(
+        self,
+        submit: Submit,
+        *,
+        state_dir: Path,
+        docker_host: str | None = None,
+        already_logged: Iterable[Event] = (),
+        backoff_cap_s: float = 30.0,
+        ping_interval_s: float = 10.0,
+        queue_limit: int = 200_000,
+        say: Callable[[str], None] = _stderr,
+        user_by_uid: Callable[[int], str | None] | None = _user_by_uid,
+    ) -> None:
+        self._submit = submit
+        self._state_dir = Path(state_dir)
+        self._docker_host = docker_host
+        self._backoff_cap = backoff_cap_s
+        self._ping_interval = ping_interval_s
+        self._say = say
+        self._queue: queue.Queue[_Item] = queue.Queue(queue_limit)
+        self._ahead: deque[_Item] = deque()
+        self._stopping = threading.Event()
+        self._stream: Any = None
+        self._stream_lock = threading.Lock()
+        self._reader: threading.Thread | None = None
+        self._processor: threading.Thread | None = None
+        self._client: Any = None
+        self._logged = {key for e in already_logged if (key := _logged_key(e)) is not None}
+
+        cursor, problem = load_cursor(self._state_dir)
+        if problem:
+            say(problem)
+        self._cursor = cursor or DockerCursor()
+        self._had_cursor = cursor is not None and cursor.time_nano > 0
+        self._lifecycle = ContainerLifecycle(self._cursor.containers, user_by_uid=user_by_uid)
+        self._seen = SeenKeys()
+        for cid, action in self._cursor.keys:
+            self._seen.add(EventKey(self._cursor.time_nano, cid, action))
+        # Where the reader resumes: the newest event it enqueued.
+        self._read_key: EventKey | None = None
+        self._read_keys: set[tuple[str, str]] = set(self._cursor.keys)
+        if self._had_cursor and self._cursor.keys:
+            cid, action = self._cursor.keys[-1]
+            self._read_key = EventKey(self._cursor.time_nano, cid, action)
+        self._dirty = False
+        self._last_save = 0.0
+        self._last_ping = 0.0
+        self._tick = time.monotonic()
+        self._progress = time.monotonic()
+        self.connected = False
+        self.submitted = 0
+        self.refused = 0
+        self.duplicates = 0
+        self.overflows = 0
+        self.gaps = 0
+        self.latencies_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+
+    # -- Component ---------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the reader and processor threads; returns at once."""
+        self._reader = threading.Thread(target=self._read_loop, name="docker-reader", daemon=True)
+        self._processor = threading.Thread(
+            target=self._process_loop, name="docker-processor", daemon=True
+        )
+        self._processor.start()
+        self._reader.start()
+
+    def stop(self, timeout: float) -> None:
+        """Stop reading, submit what was already read, save the cursor."""
+        deadline = time.monotonic() + timeout
+        self._stopping.set()
+        self._close_stream()
+        for thread in (self._reader, self._processor):
+            if thread is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
+
+    def healthy(self) -> bool:
+        """Threads alive, processor looping, and queued events being handled."""
+        now = time.monotonic()
+        alive = all(t is not None and t.is_alive() for t in (self._reader, self._processor))
+        backlog_moving = self._queue.empty() or now - self._progress < 30.0  # noqa: PLR2004
+        return alive and not self._stopping.is_set() and now - self._tick < 30.0 and backlog_moving  # noqa: PLR2004
+
+    def latency_summary(self) -> dict[str, float]:
+        """Docker event time to submit, in ms: count, p50, p99, max."""
+        samples = sorted(self.latencies_ms)
+        if not samples:
+            return {"count": 0}
+        def pick(q: float) -> float:
+            return round(samples[min(len(samples) - 1, int(q * len(samples)))], 2)
+        return {"count": len(samples), "p50": pick(0.5), "p99": pick(0.99), "max": samples[-1]}
+
+    # -- reader ------------------------------------------------------------------
+
+    def _make_client(self) -> Any:
+        import docker  # noqa: PLC0415 - the service imports without the SDK loaded
+
+        kwargs: dict[str, Any] = docker.utils.kwargs_from_env()
+        if self._docker_host:
+            kwargs["base_url"] = self._docker_host
+        return docker.APIClient(version="auto", timeout=30, **kwargs)
+
+    def _read_loop(self) -> None:
+        failures = 0
+        outage_reported = False
+        while not self._stopping.is_set():
+            try:
+                client = self._make_client()
+                since = since_arg(self._read_key.time_nano) if self._read_key else None
+                stream = client.events(since=since, filters={"type": ["container"]}, decode=False)
+                with self._stream_lock:
+                    self._stream = stream
+                if self._stopping.is_set():
+                    break
+                self._put(_Connected(time.time_ns(), self._read_key, frozenset(self._read_keys)))
+                self.connected = True
+                if outage_reported:
+                    self._say("Docker engine answers again; resuming the event stream")
+                outage_reported = False
+                failures = 0
+                self._pump(stream)
+                if not self._stopping.is_set():
+                    self._say("Docker event stream ended; reconnecting")
+            except Exception as exc:
+                if not self._stopping.is_set() and not outage_reported:
+                    self._say(f"no Docker engine answers ({_why(exc)}); retrying with backoff")
+                    outage_reported = True
+            finally:
+                self.connected = False
+                self._close_stream()
+            failures += 1
+            delay = min(self._backoff_cap, 0.2 * 2 ** min(failures, 10))
+            self._stopping.wait(random.uniform(delay / 2, delay))  # noqa: S311 - jitter only
+
+    def _pump(self, stream: Iterable[bytes]) -> None:
+        decoder = ChunkDecoder()
+        for chunk in stream:
+            now = time.time_ns()
+            for raw in decoder.feed(chunk):
+                key = event_key(raw)
+                if key is not None:
+                    if self._read_key is None or key.time_nano != self._read_key.time_nano:
+                        self._read_keys = set()
+                    self._read_keys.add((key.actor_id, key.action))
+                    self._read_key = key
+                if not self._put(_Raw(raw, now)):
+                    self.overflows += 1
+                    self._say("event queue full; reconnecting to replay from the last event")
+                    return
+            if self._stopping.is_set():
+                return
+
+    def _put(self, item: _Item) -> bool:
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            return False
+        return True
+
+    def _close_stream(self) -> None:
+        with self._stream_lock:
+            stream, self._stream = self._stream, None
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                stream.close()
+
+    # -- processor ---------------------------------------------------------------
+
+    def _next(self, timeout: float) -> _Item | None:
+        if self._ahead:
+            return self._ahead.popleft()
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def _process_loop(self) -> None:
+        while True:
+            self._tick = time.monotonic()
+            item = self._next(IDLE_POLL_S)
+            if item is None:
+                self._save(force=False)
+                if self._stopping.is_set() and (self._reader is None or not self._reader.is_alive()):
+                    break
+                self._liveness_ping()
+                continue
+            try:
+                if isinstance(item, _Connected):
+                    self._on_connected(item)
+                else:
+                    self._on_raw(item)
+            except Exception as exc:  # one bad event must not end the audit trail
+                self._say(f"could not handle a Docker event: {exc!r}")
+            self._save(force=False)
+        self._save(force=True)
+
+    def _api(self) -> Any:
+        if self._client is None:
+            self._client = self._make_client()
+        return self._client
+
+    def _inspect(self, container_id: str) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = self._api().inspect_container(container_id)
+        except Exception:  # gone already (404) or engine away: fall back to the event
+            return None
+        return result
+
+    def _on_raw(self, item: _Raw) -> None:
+        raw = item.event
+        key = event_key(raw)
+        if key is None:
+            return
+        if not self._seen.add(key):
+            self.duplicates += 1
+            return
+        if base_action(key.action) in HANDLED_ACTIONS:
+            inspect = self._inspect(key.actor_id) if self._lifecycle.needs_inspect(raw) else None
+            for event in self._lifecycle.handle(raw, inspect):
+                self._emit(event, key.time_nano)
+        if key.time_nano != self._cursor.time_nano:
+            self._cursor.keys = []
+        self._cursor.time_nano = key.time_nano
+        self._cursor.keys.append((key.actor_id, key.action))
+        self._dirty = True
+        self._progress = time.monotonic()
+
+    def _emit(self, event: Event, event_nano: int | None) -> None:
+        logged = _logged_key(event)
+        if logged is not None and logged in self._logged:
+            self.duplicates += 1
+            return
+        if self._submit(event):
+            self.submitted += 1
+        else:
+            self.refused += 1
+        if event_nano is not None:
+            self.latencies_ms.append((time.time_ns() - event_nano) / 1e6)
+
+    def _on_connected(self, marker: _Connected) -> None:
+        first = self._next(REPLAY_WAIT_S)
+        if isinstance(first, _Connected):  # that subscription died at once: use the new one
+            self._ahead.appendleft(first)
+            return
+        if first is not None:
+            self._ahead.appendleft(first)
+        first_key = event_key(first.event) if isinstance(first, _Raw) else None
+        if marker.resume is not None:
+            covered = first_key is not None and first_key.time_nano == marker.resume.time_nano and (
+                first_key.actor_id, first_key.action) in marker.resume_keys
+            if not covered:
+                until = marker.at_nano
+                if first_key is not None:
+                    until = min(until, first_key.time_nano)
+                self.gaps += 1
+                self._emit(gap_event(
+                    marker.resume.time_nano, until,
+                    "the Docker replay no longer holds the last event seen"
+                    " (dockerd restarted, or more than its 256 buffered events passed)",
+                ), None)
+        self._reconcile()
+
+    def _reconcile(self) -> None:
+        """List all containers and log what changed unseen, as inferred events."""
+        listed_at = time.time_ns()
+        try:
+            listing = self._api().containers(all=True)
+        except Exception as exc:
+            self._say(f"cannot list containers to reconcile ({_why(exc)})")
+            return
+        time.sleep(SETTLE_S)
+        pending: list[_Item] = list(self._ahead)
+        self._ahead.clear()
+        while True:
+            try:
+                pending.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        later: list[_Item] = []
+        for index, item in enumerate(pending):
+            if isinstance(item, _Connected):
+                later.extend(pending[index:])
+                break
+            key = event_key(item.event)
+            if key is not None and key.time_nano < listed_at and not later:
+                self._on_raw(item)
+            else:
+                later.append(item)
+        busy = {k.actor_id for i in later if isinstance(i, _Raw) and (k := event_key(i.event))}
+        known = {cid: c for cid, c in self._lifecycle.containers.items() if cid not in busy}
+        current: dict[str, KnownContainer] = {}
+        for entry in listing:
+            cid = entry.get("Id")
+            if not isinstance(cid, str) or cid in busy:
+                continue
+            running = entry.get("State") == "running"
+            before = known.get(cid)
+            if before is not None and before.running == running:
+                current[cid] = before
+                continue
+            inspect = self._inspect(cid)
+            if inspect is None:
+                if before is not None:
+                    current[cid] = before  # vanished meanwhile: its destroy event follows
+                continue
+            fresh = known_from_inspect(inspect, user_by_uid=self._lifecycle.user_by_uid)
+            fresh.running = running
+            current[cid] = fresh
+        for event in reconcile(known, current):
+            self._emit(event, None)
+        for cid in known:
+            self._lifecycle.containers.pop(cid, None)
+        self._lifecycle.containers.update(current)
+        self._dirty = True
+        self._ahead.extendleft(reversed(later))
+
+    def _liveness_ping(self) -> None:
+        now = time.monotonic()
+        if not self.connected or now - self._last_ping < self._ping_interval:
+            return
+        self._last_ping = now
+        try:
+            self._api().ping()
+        except Exception as exc:
+            self._say(f"Docker engine does not answer a ping ({_why(exc)}); reconnecting")
+            self._client = None
+            self._close_stream()
+
+    def _save(self, *, force: bool) -> None:
+        now = time.monotonic()
+        if not self._dirty or (not force and now - self._last_save < SAVE_INTERVAL_S):
+            return
+        self._cursor.containers = dict(self._lifecycle.containers)
+        try:
+            save_cursor(self._state_dir, self._cursor)
+        except OSError as exc:
+            self._say(f"cannot save the cursor in {self._state_dir} ({exc.strerror})")
+            return
+        self._dirty = False
+        self._last_save = now
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
+# -- a small runner, for tests and for use without the service ------------------
+
+
+def read_recent_events(path: Path, max_bytes: int = 4 << 20) -> list[Event]:
+    """Decodable events among the last ``max_bytes`` of an events file."""
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - max_bytes))
+            data = handle.read()
+    except OSError:
+        return []
+    events: list[Event] = []
+    for line in data.splitlines():
+        try:
+            events.append(decode_line(line))
+        except Exception:  # noqa: S112 - a torn first line or foreign text
+            continue
+    return events
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the Docker source alone, appending events to a file until SIGTERM/SIGINT."""
+    parser = argparse.ArgumentParser(prog="python -m watcher.docker_source")
+    parser.add_argument("--events-file", type=Path, required=True)
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--docker-host", default=None)
+    parser.add_argument("--slow-submit", type=float, default=0.0,
+                        help="seconds each submit sleeps (tests that the reader never waits)")
+    args = parser.parse_args(argv)
+    events_file: Path = args.events_file
+    slow: float = args.slow_submit
+
+    def submit(event: Event) -> bool:
+        if slow:
+            time.sleep(slow)
+        append_line(str(events_file), encode_line(event))
+        return True
+
+    source = DockerSource(submit, state_dir=args.state_dir, docker_host=args.docker_host,
+                          already_logged=read_recent_events(events_file))
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    source.start()
+    _stderr("running")
+    done.wait()
+    source.stop(30.0)
+    _stderr(f"stopped: submitted={source.submitted} duplicates={source.duplicates}"
+            f" gaps={source.gaps} latency_ms={source.latency_summary()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
