@@ -65,7 +65,7 @@ def attribute_user(
 
 
 def is_managed(labels: Mapping[str, str]) -> bool:
-    """True when the container carries the managed marker (or its legacy spelling)."""
+    """Tell whether the container carries the managed marker (or its legacy spelling)."""
     for label in ("ds01.managed", "aime.mlc.DS01_MANAGED"):
         if (labels.get(label) or "").strip().lower() in _TRUE:
             return True
@@ -73,7 +73,7 @@ def is_managed(labels: Mapping[str, str]) -> bool:
 
 
 def is_infrastructure(labels: Mapping[str, str]) -> bool:
-    """True for infrastructure containers, which are never flagged as unmanaged."""
+    """Tell whether it is infrastructure, which is never flagged as unmanaged."""
     for label in ("ds01.protected", "ds01.monitoring"):
         if (labels.get(label) or "").strip().lower() in _TRUE:
             return True
@@ -81,7 +81,7 @@ def is_infrastructure(labels: Mapping[str, str]) -> bool:
 
 
 def container_type(labels: Mapping[str, str]) -> str | None:
-    """The ``ds01.container_type`` label, if any."""
+    """Return the ``ds01.container_type`` label, if any."""
     return (labels.get("ds01.container_type") or "").strip() or None
 
 

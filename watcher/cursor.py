@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from watcher.lifecycle import KnownContainer
+from watcher.lifecycle import KnownContainer  # noqa: TC001 - msgspec needs it at runtime
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -20,8 +20,11 @@ STATE_FILE = "docker-cursor.json"
 
 
 class DockerCursor(msgspec.Struct, kw_only=True):
-    """Resume point: ``time_nano`` of the last handled event and the (id, action) pairs
-    handled at exactly that time (``since`` is inclusive), plus the known containers."""
+    """Resume point: the last handled event's time and the known containers.
+
+    ``keys`` are the (id, action) pairs handled at exactly ``time_nano``: ``since`` is
+    inclusive, so the replay starts with them again.
+    """
 
     time_nano: int = 0
     keys: list[tuple[str, str]] = msgspec.field(default_factory=list)
@@ -32,7 +35,7 @@ _decoder = msgspec.json.Decoder(DockerCursor)
 
 
 def load_cursor(state_dir: Path) -> tuple[DockerCursor | None, str | None]:
-    """The saved cursor, or (None, why) when there is none or it cannot be read."""
+    """Return the saved cursor, or (None, why) when there is none or it cannot be read."""
     path = state_dir / STATE_FILE
     try:
         data = path.read_bytes()
@@ -57,7 +60,7 @@ def save_cursor(state_dir: Path, cursor: DockerCursor) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, path)
+    tmp.replace(path)
     dir_fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(dir_fd)

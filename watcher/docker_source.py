@@ -30,8 +30,20 @@ from typing import TYPE_CHECKING, Any
 from ds01_events.emit import append_line
 from ds01_events.envelope import Event, decode_line, encode_line
 from watcher.cursor import DockerCursor, load_cursor, save_cursor
-from watcher.docker_stream import ChunkDecoder, EventKey, SeenKeys, base_action, event_key, since_arg
-from watcher.lifecycle import HANDLED_ACTIONS, ContainerLifecycle, KnownContainer, known_from_inspect
+from watcher.docker_stream import (
+    ChunkDecoder,
+    EventKey,
+    SeenKeys,
+    base_action,
+    event_key,
+    since_arg,
+)
+from watcher.lifecycle import (
+    HANDLED_ACTIONS,
+    ContainerLifecycle,
+    KnownContainer,
+    known_from_inspect,
+)
 from watcher.reconcile import gap_event, reconcile
 
 if TYPE_CHECKING:
@@ -175,7 +187,8 @@ class DockerSource:
         now = time.monotonic()
         alive = all(t is not None and t.is_alive() for t in (self._reader, self._processor))
         backlog_moving = self._queue.empty() or now - self._progress < 30.0  # noqa: PLR2004
-        return alive and not self._stopping.is_set() and now - self._tick < 30.0 and backlog_moving  # noqa: PLR2004
+        looping = now - self._tick < 30.0  # noqa: PLR2004
+        return alive and looping and backlog_moving and not self._stopping.is_set()
 
     def latency_summary(self) -> dict[str, float]:
         """Docker event time to submit, in ms: count, p50, p99, max."""
@@ -276,7 +289,8 @@ class DockerSource:
             item = self._next(IDLE_POLL_S)
             if item is None:
                 self._save(force=False)
-                if self._stopping.is_set() and (self._reader is None or not self._reader.is_alive()):
+                reader_done = self._reader is None or not self._reader.is_alive()
+                if self._stopping.is_set() and reader_done:
                     break
                 self._liveness_ping()
                 continue
@@ -364,26 +378,43 @@ class DockerSource:
         except Exception as exc:
             self._say(f"cannot list containers to reconcile ({_why(exc)})")
             return
-        time.sleep(SETTLE_S)
-        pending: list[_Item] = list(self._ahead)
-        self._ahead.clear()
-        while True:
-            try:
-                pending.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        later: list[_Item] = []
-        for index, item in enumerate(pending):
-            if isinstance(item, _Connected):
-                later.extend(pending[index:])
-                break
-            key = event_key(item.event)
-            if key is not None and key.time_nano < listed_at and not later:
-                self._on_raw(item)
-            else:
-                later.append(item)
+        time.sleep(SETTLE_S)  # events from before the listing are read by now
+        later = self._apply_events_before(listed_at)
+        # A container with an event at or after the listing is left to that event.
         busy = {k.actor_id for i in later if isinstance(i, _Raw) and (k := event_key(i.event))}
         known = {cid: c for cid, c in self._lifecycle.containers.items() if cid not in busy}
+        current = self._current_state(listing, known, busy)
+        for event in reconcile(known, current):
+            self._emit(event, None)
+        for cid in known:
+            self._lifecycle.containers.pop(cid, None)
+        self._lifecycle.containers.update(current)
+        self._dirty = True
+        self._ahead.extendleft(reversed(later))
+
+    def _drain(self) -> list[_Item]:
+        pending: list[_Item] = list(self._ahead)
+        self._ahead.clear()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                pending.append(self._queue.get_nowait())
+        return pending
+
+    def _apply_events_before(self, listed_at: int) -> list[_Item]:
+        """Handle queued events older than the listing; return the rest, in order."""
+        pending = self._drain()
+        for index, item in enumerate(pending):
+            if not isinstance(item, _Raw):
+                return pending[index:]
+            key = event_key(item.event)
+            if key is not None and key.time_nano >= listed_at:
+                return pending[index:]
+            self._on_raw(item)
+        return []
+
+    def _current_state(
+        self, listing: list[dict[str, Any]], known: dict[str, KnownContainer], busy: set[str]
+    ) -> dict[str, KnownContainer]:
         current: dict[str, KnownContainer] = {}
         for entry in listing:
             cid = entry.get("Id")
@@ -402,13 +433,7 @@ class DockerSource:
             fresh = known_from_inspect(inspect, user_by_uid=self._lifecycle.user_by_uid)
             fresh.running = running
             current[cid] = fresh
-        for event in reconcile(known, current):
-            self._emit(event, None)
-        for cid in known:
-            self._lifecycle.containers.pop(cid, None)
-        self._lifecycle.containers.update(current)
-        self._dirty = True
-        self._ahead.extendleft(reversed(later))
+        return current
 
     def _liveness_ping(self) -> None:
         now = time.monotonic()
@@ -445,7 +470,7 @@ def _why(exc: BaseException) -> str:
 
 
 def read_recent_events(path: Path, max_bytes: int = 4 << 20) -> list[Event]:
-    """Decodable events among the last ``max_bytes`` of an events file."""
+    """Return the decodable events among the last ``max_bytes`` of an events file."""
     try:
         with path.open("rb") as handle:
             size = handle.seek(0, os.SEEK_END)
@@ -453,13 +478,14 @@ def read_recent_events(path: Path, max_bytes: int = 4 << 20) -> list[Event]:
             data = handle.read()
     except OSError:
         return []
-    events: list[Event] = []
-    for line in data.splitlines():
-        try:
-            events.append(decode_line(line))
-        except Exception:  # noqa: S112 - a torn first line or foreign text
-            continue
-    return events
+    return [event for line in data.splitlines() if (event := _decode_or_none(line))]
+
+
+def _decode_or_none(line: bytes) -> Event | None:
+    try:
+        return decode_line(line)
+    except Exception:  # a torn first line or foreign text
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,7 +58,7 @@ def base_action(action: str) -> str:
 
 
 def event_key(event: dict[str, Any]) -> EventKey | None:
-    """The de-duplication key of an event, or None when it lacks one."""
+    """Return the de-duplication key of an event, or None when it lacks one."""
     actor = event.get("Actor") or {}
     actor_id = actor.get("ID") or event.get("id")
     action = event.get("Action") or event.get("status")

@@ -30,10 +30,7 @@ def _split(value: str) -> list[str]:
 def _is_gpu_request(request: Mapping[str, Any]) -> bool:
     if (request.get("Driver") or "").lower() == "nvidia":
         return True
-    for group in request.get("Capabilities") or []:
-        if "gpu" in (group or []):
-            return True
-    return False
+    return any("gpu" in (group or []) for group in request.get("Capabilities") or [])
 
 
 def _from_device_requests(requests: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -58,7 +58,7 @@ class KnownContainer(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 def timestamp_from_nanos(time_nano: int) -> str:
-    """An envelope timestamp (UTC, microseconds) from a Docker ``timeNano``, exactly."""
+    """Turn a Docker ``timeNano`` into an envelope timestamp (UTC, microseconds), exactly."""
     seconds, micros = divmod(time_nano // 1000, 1_000_000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
 
@@ -142,7 +142,7 @@ def container_event(
 def holding_events(
     container_id: str, known: KnownContainer, *, timestamp: str | None, inferred: bool = False
 ) -> list[Event]:
-    """What a start of a GPU-holding container adds: gpu.allocate, maybe an unmanaged flag."""
+    """List what a GPU holder's start adds: gpu.allocate, maybe an unmanaged flag."""
     if not known.gpu_devices:
         return []
     events = [container_event("gpu.allocate", container_id, known, timestamp=timestamp,
@@ -165,8 +165,10 @@ def release_events(
                             inferred=inferred, gpu_devices=list(known.gpu_devices))]
 
 
-def stop_reason(*, oom: bool, kill_signal: str | None, killed: bool, stop_signal: str | None) -> str:
-    """exited, oom, stopped (the stop signal came first) or killed."""
+def stop_reason(
+    *, oom: bool, kill_signal: str | None, killed: bool, stop_signal: str | None
+) -> str:
+    """Classify a stop: exited, oom, stopped (the stop signal came first) or killed."""
     if oom:
         return "oom"
     if not killed:
@@ -216,7 +218,8 @@ class ContainerLifecycle:
         old_name = previous.name if previous is not None else None
         known = self._refresh(cid, event, inspect, attributes)
         if action == "rename":
-            return self._on_rename(cid, known, attributes, old_name, timestamp_from_nanos(key.time_nano))
+            stamp = timestamp_from_nanos(key.time_nano)
+            return self._on_rename(cid, known, attributes, old_name, stamp)
         timestamp = timestamp_from_nanos(key.time_nano)
         handler = getattr(self, f"_on_{action}", None)
         if handler is not None:
@@ -250,7 +253,7 @@ class ContainerLifecycle:
         return known
 
     def _attribute(self, known: KnownContainer, attributes: dict[str, Any], key: str) -> str | None:
-        """An event attribute, unless a label of that name may have overwritten it."""
+        """Return an event attribute, unless a label of that name may have overwritten it."""
         if key in known.label_keys or key not in attributes:
             return None
         return str(attributes[key])
