@@ -22,7 +22,7 @@ def test_no_change_no_events():
 
 def test_discovered_running_gpu_holder():
     """A new running unmanaged GPU holder is discovered, allocated and flagged, all inferred."""
-    got = reconcile({}, {"a": k(running=True, ["GPU-1"])})
+    got = reconcile({}, {"a": k(running=True, gpus=["GPU-1"])})
     assert summary(got) == [("detection.container_discovered", "a", True),
                             ("gpu.allocate", "a", True),
                             ("detection.unmanaged_container", "a", True)]
@@ -31,7 +31,8 @@ def test_discovered_running_gpu_holder():
 
 def test_stopped_unseen():
     """A known running container found exited gives an inferred stop with inspect facts."""
-    got = reconcile({"a": k(running=True, ["GPU-1"])}, {"a": k(running=False, exit_code=137, oom_killed=True)})
+    before = {"a": k(running=True, gpus=["GPU-1"])}
+    got = reconcile(before, {"a": k(running=False, exit_code=137, oom_killed=True)})
     assert summary(got) == [("container.stop", "a", True), ("gpu.release", "a", True)]
     assert (got[0].details["exit_code"], got[0].details["reason"]) == (137, "oom")
 
@@ -44,7 +45,7 @@ def test_started_unseen():
 
 def test_gone_unseen():
     """A known container missing from the listing gives detection.container_exited."""
-    got = reconcile({"a": k(running=True, ["MIG-1"])}, {})
+    got = reconcile({"a": k(running=True, gpus=["MIG-1"])}, {})
     assert summary(got) == [("detection.container_exited", "a", True), ("gpu.release", "a", True)]
     assert got[0].details["was_running"] is True
 
