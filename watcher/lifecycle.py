@@ -197,12 +197,22 @@ class ContainerLifecycle:
         self._oom: set[str] = set()
 
     def needs_inspect(self, event: Mapping[str, Any]) -> bool:
-        """Whether handling ``event`` wants fresh inspect data (facts, exit code, OOM)."""
+        """Whether handling ``event`` wants fresh inspect data.
+
+        Always at create (GPU devices and cgroup parent are not in the event) and for
+        a container not seen before. At die only when a label named ``exitCode``
+        forges the attribute: inspect takes the container lock, which dockerd holds
+        through a start or stop, so it is the slow path under load. OOM state comes
+        from the ``oom`` event dockerd emits before ``die``.
+        """
         action = base_action(str(event.get("Action") or ""))
         if action not in HANDLED_ACTIONS or action == "destroy":
             return False
         actor_id = str((event.get("Actor") or {}).get("ID") or "")
-        return action in ("create", "die") or actor_id not in self.containers
+        known = self.containers.get(actor_id)
+        if action == "create" or known is None:
+            return True
+        return action == "die" and "exitCode" in known.label_keys
 
     def handle(
         self, event: Mapping[str, Any], inspect: Mapping[str, Any] | None = None
