@@ -28,6 +28,8 @@ class DockerCursor(msgspec.Struct, kw_only=True):
 
     time_nano: int = 0
     keys: list[tuple[str, str]] = msgspec.field(default_factory=list)
+    # A time up to which every event was handled, for a source that never saw one.
+    watermark_nano: int = 0
     containers: dict[str, KnownContainer] = msgspec.field(default_factory=dict)
 
 

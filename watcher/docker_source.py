@@ -58,6 +58,7 @@ REPLAY_WAIT_S = 1.0
 SETTLE_S = 0.1
 LATENCY_SAMPLES = 20_000
 LOOK_AHEAD = 256
+WATERMARK_MARGIN_NS = 1_000_000_000
 INSPECT_THREADS = 4
 
 
@@ -78,8 +79,8 @@ class _Connected:
     """The reader subscribed; events after this marker come from that subscription."""
 
     at_nano: int
-    resume: EventKey | None
-    resume_keys: frozenset[tuple[str, str]]
+    resume_nano: int | None  # None: first run ever, nothing to resume
+    resume_keys: frozenset[tuple[str, str]]  # events seen at resume_nano; empty: a watermark
 
 
 @dataclass(frozen=True)
@@ -143,17 +144,19 @@ class DockerSource:
         if problem:
             say(problem)
         self._cursor = cursor or DockerCursor()
-        self._had_cursor = cursor is not None and cursor.time_nano > 0
         self._lifecycle = ContainerLifecycle(self._cursor.containers, user_by_uid=user_by_uid)
         self._seen = SeenKeys()
         for cid, action in self._cursor.keys:
             self._seen.add(EventKey(self._cursor.time_nano, cid, action))
-        # Where the reader resumes: the newest event it enqueued.
-        self._read_key: EventKey | None = None
-        self._read_keys: set[tuple[str, str]] = set(self._cursor.keys)
-        if self._had_cursor and self._cursor.keys:
-            cid, action = self._cursor.keys[-1]
-            self._read_key = EventKey(self._cursor.time_nano, cid, action)
+        # Where the reader resumes: the newest event it enqueued, else the time up to
+        # which the source had seen everything (a source that never saw an event).
+        self._resume_nano: int | None = None
+        self._read_keys: set[tuple[str, str]] = set()
+        if self._cursor.keys:
+            self._resume_nano = self._cursor.time_nano
+            self._read_keys = set(self._cursor.keys)
+        elif self._cursor.watermark_nano:
+            self._resume_nano = self._cursor.watermark_nano
         self._dirty = False
         self._last_save = 0.0
         self._last_ping = 0.0
@@ -227,13 +230,16 @@ class DockerSource:
         while not self._stopping.is_set():
             try:
                 client = self._make_client()
-                since = since_arg(self._read_key.time_nano) if self._read_key else None
+                since = since_arg(self._resume_nano) if self._resume_nano else None
                 stream = client.events(since=since, filters={"type": ["container"]}, decode=False)
                 with self._stream_lock:
                     self._stream = stream
                 if self._stopping.is_set():
                     break
-                self._put(_Connected(time.time_ns(), self._read_key, frozenset(self._read_keys)))
+                connected_at = time.time_ns()
+                self._put(_Connected(connected_at, self._resume_nano, frozenset(self._read_keys)))
+                if self._resume_nano is None:
+                    self._resume_nano = connected_at
                 self.connected = True
                 if outage_reported:
                     self._say("Docker engine answers again; resuming the event stream")
@@ -260,10 +266,10 @@ class DockerSource:
             for raw in decoder.feed(chunk):
                 key = event_key(raw)
                 if key is not None:
-                    if self._read_key is None or key.time_nano != self._read_key.time_nano:
+                    if key.time_nano != self._resume_nano:
                         self._read_keys = set()
                     self._read_keys.add((key.actor_id, key.action))
-                    self._read_key = key
+                    self._resume_nano = key.time_nano
                 if not self._put(_Raw(raw, now)):
                     self.overflows += 1
                     self._say("event queue full; reconnecting to replay from the last event")
@@ -394,8 +400,9 @@ class DockerSource:
         if first is not None:
             self._ahead.appendleft(first)
         first_key = event_key(first.event) if isinstance(first, _Raw) else None
-        if marker.resume is not None:
-            covered = first_key is not None and first_key.time_nano == marker.resume.time_nano and (
+        if marker.resume_nano is not None:
+            # Replay is proven complete only when it starts with the last event seen.
+            covered = first_key is not None and first_key.time_nano == marker.resume_nano and (
                 first_key.actor_id, first_key.action) in marker.resume_keys
             if not covered:
                 until = marker.at_nano
@@ -403,7 +410,7 @@ class DockerSource:
                     until = min(until, first_key.time_nano)
                 self.gaps += 1
                 self._emit(gap_event(
-                    marker.resume.time_nano, until,
+                    marker.resume_nano, until,
                     "the Docker replay no longer holds the last event seen"
                     " (dockerd restarted, or more than its 256 buffered events passed)",
                 ), None)
@@ -491,6 +498,9 @@ class DockerSource:
         if not self._dirty or (not force and now - self._last_save < SAVE_INTERVAL_S):
             return
         self._cursor.containers = dict(self._lifecycle.containers)
+        if self.connected and not self._ahead and self._queue.empty():
+            # Caught up: everything dockerd published a moment ago has been handled.
+            self._cursor.watermark_nano = time.time_ns() - WATERMARK_MARGIN_NS
         try:
             save_cursor(self._state_dir, self._cursor)
         except OSError as exc:

@@ -205,15 +205,22 @@ class PrivateDockerd:
                 return
         pytest.fail("private dockerd did not answer in 60 s")
 
+    def _stop_leftover_containerd(self):
+        """After a SIGKILL of dockerd its containerd may outlive it: stop that one, by pid."""
+        pidfile = self.dir / "exec" / "containerd" / "containerd.pid"
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
+
     def load_image(self):
         save = subprocess.Popen(["docker", "save", IMAGE], stdout=subprocess.PIPE)
         subprocess.run(["docker", "-H", self.host, "load", "-q"], stdin=save.stdout,
                        check=True, capture_output=True)
         save.wait(60)
 
-    def stop(self):
+    def stop(self, sig=signal.SIGTERM):
+        """Signal dockerd by pid and wait for it to exit (SIGKILL leaves containers running)."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
             try:
                 self.proc.wait(60)
             except subprocess.TimeoutExpired:
@@ -226,5 +233,8 @@ class PrivateDockerd:
             for c in client.containers.list(all=True):
                 c.remove(force=True)
         self.stop()
-        subprocess.run(["umount", "-R", str(self.dir / "data")], capture_output=True, check=False)
+        self._stop_leftover_containerd()
+        for root in ("exec", "data"):
+            subprocess.run(["umount", "-R", str(self.dir / root)], capture_output=True,
+                           check=False)
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,107 @@
+"""A dockerd restart mid-burst (private daemon): no duplicates; gaps and inferences cover the rest."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.integration.docker_support import (
+    IMAGE,
+    PrivateDockerd,
+    Runner,
+    docker,
+    duplicates,
+    for_container,
+    unexplained,
+)
+
+pytestmark = pytest.mark.integration
+LABELS = {"ds01.test": "1", "ds01.user": "carol"}
+
+
+@pytest.fixture
+def dockerd():
+    daemon = PrivateDockerd()
+    try:
+        daemon.start()
+        daemon.load_image()
+        yield daemon
+    finally:
+        daemon.destroy()
+
+
+def client_for(host):
+    return docker.DockerClient(base_url=host, version="1.41", timeout=20)
+
+
+def tolerant_lifecycle(host, actions, lock):
+    """Run one lifecycle, waiting out the restart for create; record the steps dockerd accepted."""
+    done: dict = {}
+    deadline = time.monotonic() + 60
+    while True:
+        t0 = time.time()
+        try:
+            c = client_for(host).containers.create(IMAGE, ["sleep", "30"], network_mode="none",
+                                                   labels=LABELS)
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.2)
+    done["create"] = (t0, time.time())
+    with contextlib.suppress(Exception):  # the daemon may go away under this lifecycle
+        for action, call in (("start", c.start), ("stop", lambda: c.stop(timeout=0)),
+                             ("remove", c.remove)):
+            t0 = time.time()
+            call()
+            done[action] = (t0, time.time())
+    with lock:
+        actions[c.id] = done
+
+
+def test_dockerd_restart_mid_burst(tmp_path, dockerd):
+    """Restarting dockerd mid-burst logs one gap; what replay misses is covered; no duplicates."""
+    client = client_for(dockerd.host)
+    sleepers = [client.containers.create(IMAGE, ["sleep", "300"], network_mode="none",
+                                         labels=LABELS) for _ in range(2)]
+    runner = Runner(tmp_path, docker_host=dockerd.host)
+    runner.start()
+    for c in sleepers:
+        c.start()
+    actions: dict[str, dict] = {}
+    lock = threading.Lock()
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            futures = [pool.submit(tolerant_lifecycle, dockerd.host, actions, lock)
+                       for _ in range(60)]
+            while sum(f.done() for f in futures) < 20:
+                time.sleep(0.05)
+            dockerd.stop()  # without live-restore the sleepers stop with it
+            dockerd.start()
+            for future in futures:
+                future.result()
+        client = client_for(dockerd.host)
+        leftovers = [c.id for c in client.containers.list(all=True)]
+        for cid in leftovers:
+            client.containers.get(cid).remove(force=True)
+        settled = set(actions) | set(leftovers)
+        events = runner.wait_for(lambda ev: settled <= {
+            e["details"].get("container_id") for e in ev
+            if e["event_type"] in ("container.remove", "detection.container_exited")
+        }, timeout=120)
+    finally:
+        runner.stop()
+    gaps = [e for e in events if e["event_type"] == "watcher.gap"]
+    assert len(gaps) == 1, runner.stderr()
+    assert gaps[0]["details"]["since"] <= gaps[0]["details"]["until"]
+    assert duplicates(events) == {}
+    assert len(actions) == 60
+    assert unexplained(events, actions) == []
+    for c in sleepers:
+        stops = [e for e in for_container(events, c.id) if e["event_type"] == "container.stop"]
+        assert len(stops) == 1, for_container(events, c.id)
+    print(runner.stderr().strip().splitlines()[-1])
