@@ -61,7 +61,8 @@ def main() -> None:
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(f"{count} lifecycles in {burst_s:.1f} s with {workers} workers")
     print(err.strip().splitlines()[-1])
-    print(f"source CPU {usage.ru_utime + usage.ru_stime:.2f} s, peak RSS {usage.ru_maxrss / 1024:.0f} MiB")
+    cpu = usage.ru_utime + usage.ru_stime
+    print(f"source CPU {cpu:.2f} s, peak RSS {usage.ru_maxrss / 1024:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def docker_client(base_url=None):
-    """A client for the shared (or given) dockerd; skips the test when none answers."""
+    """Return a client for the shared (or given) dockerd; skip the test when none answers."""
     try:
         client = docker.DockerClient(base_url=base_url) if base_url else docker.from_env()
         client.ping()
@@ -42,12 +42,14 @@ class Containers:
         self.run_id = uuid.uuid4().hex[:12]
 
     def create(self, command, *, labels=None, **kwargs):
+        """Create a container labelled as this test's (network none, busybox)."""
         all_labels = {"ds01.test": "1", "ds01.test.run": self.run_id, **(labels or {})}
         return self.client.containers.create(
             IMAGE, command, labels=all_labels, network_mode="none", **kwargs
         )
 
     def cleanup(self):
+        """Remove every container this test created."""
         with contextlib.suppress(Exception):
             for c in self.client.containers.list(
                 all=True, filters={"label": f"ds01.test.run={self.run_id}"}
@@ -68,6 +70,7 @@ class Runner:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, *, wait_ready=True):
+        """Start the source; by default wait until it connected and reconciled."""
         cmd = [sys.executable, "-m", "watcher.docker_source", "--events-file",
                str(self.events_file), "--state-dir", str(self.state_dir)]
         if self.docker_host:
@@ -89,11 +92,13 @@ class Runner:
             pytest.fail(f"the Docker source did not connect: {self.stderr()}")
 
     def kill9(self):
+        """SIGKILL the source and reap it."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
 
     def stop(self):
+        """SIGTERM the source and wait for its clean exit."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -103,9 +108,11 @@ class Runner:
                 self.proc.wait(10)
 
     def stderr(self):
+        """Return what the source said on stderr."""
         return self.stderr_path.read_text() if self.stderr_path.exists() else ""
 
     def events(self):
+        """Return the events logged so far, decoded."""
         if not self.events_file.exists():
             return []
         return [json.loads(line) for line in self.events_file.read_text().splitlines()]
@@ -184,6 +191,7 @@ class PrivateDockerd:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self):
+        """Start dockerd and wait until it answers."""
         if shutil.which("dockerd") is None:
             pytest.skip("dockerd is not installed")
         cmd = ["dockerd", "-H", self.host, "--data-root", str(self.dir / "data"),
@@ -196,14 +204,18 @@ class PrivateDockerd:
                                          start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            try:
-                docker.DockerClient(base_url=self.host).ping()
-            except Exception:
-                assert self.proc.poll() is None, (self.dir / "dockerd.log").read_text()[-2000:]
-                time.sleep(0.2)
-            else:
+            if self._answers():
                 return
+            assert self.proc.poll() is None, (self.dir / "dockerd.log").read_text()[-2000:]
+            time.sleep(0.2)
         pytest.fail("private dockerd did not answer in 60 s")
+
+    def _answers(self):
+        try:
+            docker.DockerClient(base_url=self.host).ping()
+        except Exception:
+            return False
+        return True
 
     def _stop_leftover_containerd(self):
         """After a SIGKILL of dockerd its containerd may outlive it: stop that one, by pid."""
@@ -212,6 +224,7 @@ class PrivateDockerd:
             os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
 
     def load_image(self):
+        """Copy the test image from the shared dockerd."""
         save = subprocess.Popen(["docker", "save", IMAGE], stdout=subprocess.PIPE)
         subprocess.run(["docker", "-H", self.host, "load", "-q"], stdin=save.stdout,
                        check=True, capture_output=True)
@@ -228,6 +241,7 @@ class PrivateDockerd:
                 self.proc.wait(10)
 
     def destroy(self):
+        """Remove its containers, stop it and delete its directories."""
         with contextlib.suppress(Exception):
             client = docker.DockerClient(base_url=self.host)
             for c in client.containers.list(all=True):

@@ -82,7 +82,7 @@ def test_burst_of_200_with_slow_submit(tmp_path, containers):
 
 
 def test_kill9_mid_burst_then_resume(tmp_path, containers):
-    """kill -9 of the source mid-burst, then restart: no duplicates, nothing silently missing."""
+    """A kill -9 of the source mid-burst, then restart: no duplicates, nothing silently missing."""
     runner = Runner(tmp_path)
     runner.start()
     killed = threading.Event()

@@ -37,7 +37,7 @@ def sequence(events, cid):
 
 
 def test_labelled_managed_gpu_container(containers, runner):
-    """A labelled managed GPU container: every lifecycle step logged once, attributed to its user."""
+    """A labelled managed GPU container: each lifecycle step logged once, with its user."""
     c = containers.create(
         ["sleep", "30"], name=f"job-{containers.run_id}",
         labels={"ds01.user": "alice", "ds01.managed": "true", "ds01.interface": "orchestration"},

@@ -56,7 +56,7 @@ def test_overflowed_replay_gives_gap_and_inferred_events(tmp_path, containers):
 
 
 def test_quiet_source_restart_reports_gap(tmp_path, containers):
-    """A source that never saw an event replays from its watermark and reports the window as a gap."""
+    """A source that never saw an event replays from its watermark and logs the window as a gap."""
     runner = Runner(tmp_path)
     runner.start()
     runner.stop()

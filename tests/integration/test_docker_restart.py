@@ -1,4 +1,4 @@
-"""A dockerd restart mid-burst (private daemon): no duplicates; gaps and inferences cover the rest."""
+"""A dockerd restart mid-burst (private daemon): no duplicates; gaps cover the rest."""
 
 from __future__ import annotations
 
