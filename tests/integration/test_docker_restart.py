@@ -105,3 +105,29 @@ def test_dockerd_restart_mid_burst(tmp_path, dockerd):
         stops = [e for e in for_container(events, c.id) if e["event_type"] == "container.stop"]
         assert len(stops) == 1, for_container(events, c.id)
     print(runner.stderr().strip().splitlines()[-1])
+
+
+def test_no_engine_said_once_then_connects(tmp_path):
+    """Without an engine the source says so once, keeps retrying, and connects when one appears."""
+    daemon = PrivateDockerd()
+    runner = Runner(tmp_path, docker_host=daemon.host)
+    try:
+        runner.start(wait_ready=False)
+        deadline = time.monotonic() + 30
+        while "no Docker engine" not in runner.stderr():
+            assert time.monotonic() < deadline, runner.stderr()
+            time.sleep(0.1)
+        time.sleep(3)  # several retries happen meanwhile
+        assert runner.proc is not None
+        assert runner.proc.poll() is None
+        daemon.start()
+        deadline = time.monotonic() + 60
+        while not (runner.state_dir / "docker-cursor.json").exists():
+            assert time.monotonic() < deadline, runner.stderr()
+            time.sleep(0.1)
+    finally:
+        runner.stop()
+        daemon.destroy()
+    said = runner.stderr()
+    assert said.count("no Docker engine") == 1, said
+    assert "answers again" in said
