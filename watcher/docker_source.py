@@ -118,6 +118,7 @@ class DockerSource:
         already_logged: Iterable[Event] = (),
         backoff_cap_s: float = 30.0,
         ping_interval_s: float = 10.0,
+        ping_timeout_s: float = 5.0,
         queue_limit: int = 200_000,
         say: Callable[[str], None] = _stderr,
         user_by_uid: Callable[[int], str | None] | None = _user_by_uid,
@@ -127,6 +128,8 @@ class DockerSource:
         self._docker_host = docker_host
         self._backoff_cap = backoff_cap_s
         self._ping_interval = ping_interval_s
+        self._ping_timeout = ping_timeout_s
+        self._ping_client: Any = None
         self._say = say
         self._queue: queue.Queue[_Item] = queue.Queue(queue_limit)
         self._ahead: deque[_Item] = deque()
@@ -216,13 +219,13 @@ class DockerSource:
 
     # -- reader ------------------------------------------------------------------
 
-    def _make_client(self) -> Any:
+    def _make_client(self, timeout: float = 30.0) -> Any:
         import docker  # noqa: PLC0415 - the service imports without the SDK loaded
 
         kwargs: dict[str, Any] = docker.utils.kwargs_from_env()
         if self._docker_host:
             kwargs["base_url"] = self._docker_host
-        return docker.APIClient(version="auto", timeout=30, **kwargs)
+        return docker.APIClient(version="auto", timeout=timeout, **kwargs)
 
     def _read_loop(self) -> None:
         failures = 0
@@ -487,10 +490,14 @@ class DockerSource:
             return
         self._last_ping = now
         try:
-            self._api().ping()
+            if self._ping_client is None:
+                self._ping_client = self._make_client(self._ping_timeout)
+            self._ping_client.ping()
         except Exception as exc:
+            # A hung daemon leaves the stream silent, not closed: close it to reconnect.
             self._say(f"Docker engine does not answer a ping ({_why(exc)}); reconnecting")
             self._client = None
+            self._ping_client = None
             self._close_stream()
 
     def _save(self, *, force: bool) -> None:
@@ -545,6 +552,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docker-host", default=None)
     parser.add_argument("--slow-submit", type=float, default=0.0,
                         help="seconds each submit sleeps (tests that the reader never waits)")
+    parser.add_argument("--ping-interval", type=float, default=10.0,
+                        help="seconds between liveness pings while the stream is idle")
     args = parser.parse_args(argv)
     events_file: Path = args.events_file
     slow: float = args.slow_submit
@@ -556,7 +565,9 @@ def main(argv: list[str] | None = None) -> int:
         return True
 
     source = DockerSource(submit, state_dir=args.state_dir, docker_host=args.docker_host,
-                          already_logged=read_recent_events(events_file))
+                          already_logged=read_recent_events(events_file),
+                          ping_interval_s=args.ping_interval,
+                          ping_timeout_s=min(5.0, args.ping_interval))
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())

@@ -61,7 +61,8 @@ class Containers:
 class Runner:
     """The standalone Docker source (python -m watcher.docker_source) as a child process."""
 
-    def __init__(self, tmp: Path, *, docker_host=None, slow_submit=0.0):
+    def __init__(self, tmp: Path, *, docker_host=None, slow_submit=0.0, ping_interval=None):
+        self.ping_interval = ping_interval
         self.events_file = tmp / "events.jsonl"
         self.state_dir = tmp / "state"
         self.stderr_path = tmp / "runner.stderr"
@@ -77,6 +78,8 @@ class Runner:
             cmd += ["--docker-host", self.docker_host]
         if self.slow_submit:
             cmd += ["--slow-submit", str(self.slow_submit)]
+        if self.ping_interval:
+            cmd += ["--ping-interval", str(self.ping_interval)]
         with self.stderr_path.open("ab") as err:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, stderr=err, stdout=subprocess.DEVNULL)
         if wait_ready:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -131,3 +132,29 @@ def test_no_engine_said_once_then_connects(tmp_path):
     said = runner.stderr()
     assert said.count("no Docker engine") == 1, said
     assert "answers again" in said
+
+
+def test_hung_daemon_found_by_ping(tmp_path, dockerd):
+    """A frozen dockerd (silent stream) is found by the ping; the source reconnects after it thaws."""
+    runner = Runner(tmp_path, docker_host=dockerd.host, ping_interval=1)
+    runner.start()
+    client = client_for(dockerd.host)
+    try:
+        before = client.containers.create(IMAGE, ["true"], network_mode="none", labels=LABELS)
+        runner.wait_for(lambda ev: any(e["details"].get("container_id") == before.id
+                                       for e in ev))
+        dockerd.proc.send_signal(signal.SIGSTOP)
+        try:
+            deadline = time.monotonic() + 30
+            while "does not answer a ping" not in runner.stderr():
+                assert time.monotonic() < deadline, runner.stderr()
+                time.sleep(0.1)
+        finally:
+            dockerd.proc.send_signal(signal.SIGCONT)
+        after = client.containers.create(IMAGE, ["true"], network_mode="none", labels=LABELS)
+        events = runner.wait_for(lambda ev: any(e["details"].get("container_id") == after.id
+                                                for e in ev))
+    finally:
+        runner.stop()
+    assert duplicates(events) == {}
+    assert [e["event_type"] for e in for_container(events, after.id)] == ["container.create"]
