@@ -135,7 +135,7 @@ def test_no_engine_said_once_then_connects(tmp_path):
 
 
 def test_hung_daemon_found_by_ping(tmp_path, dockerd):
-    """A frozen dockerd (silent stream) is found by the ping; the source reconnects after it thaws."""
+    """A frozen dockerd (silent stream) is found by the ping; it reconnects once dockerd thaws."""
     runner = Runner(tmp_path, docker_host=dockerd.host, ping_interval=1)
     runner.start()
     client = client_for(dockerd.host)
