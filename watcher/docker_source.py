@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import pwd
 import queue
@@ -67,6 +68,29 @@ def _user_by_uid(uid: int) -> str | None:
         return pwd.getpwuid(uid).pw_name
     except (KeyError, OverflowError):
         return None
+
+
+def config_from_disk(root: Path, container_id: str) -> dict[str, Any] | None:
+    """Inspect-shaped facts from dockerd's own files, without the container lock.
+
+    ``inspect`` waits on a per-container lock that dockerd holds through a whole
+    start, so during a burst a create's inspect waits hundreds of ms. dockerd writes
+    ``config.v2.json`` and ``hostconfig.json`` atomically at create, before it
+    publishes the event. None when they cannot be read (not root, remote engine,
+    container gone): the caller inspects instead.
+    """
+    if not container_id.isalnum():
+        return None
+    folder = root / "containers" / container_id
+    try:
+        config = json.loads((folder / "config.v2.json").read_bytes())
+        host_config = json.loads((folder / "hostconfig.json").read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict) or not isinstance(host_config, dict):
+        return None
+    return {"Id": config.get("ID"), "Name": config.get("Name"), "Config": config.get("Config"),
+            "HostConfig": host_config, "State": config.get("State")}
 
 
 def _stderr(message: str) -> None:
@@ -140,6 +164,7 @@ class DockerSource:
         self._processor: threading.Thread | None = None
         self._client: Any = None
         self._pool: ThreadPoolExecutor | None = None
+        self._docker_root: Path | None = None  # dockerd's data root, when we can read it
         self._prefetch: dict[EventKey, Future[dict[str, Any] | None]] = {}
         self._logged = {key for e in already_logged if (key := _logged_key(e)) is not None}
 
@@ -325,7 +350,7 @@ class DockerSource:
             key = event_key(item.event)
             if key is None or key in self._prefetch or key.action != "create":
                 continue
-            self._prefetch[key] = self._pool.submit(self._inspect, key.actor_id)
+            self._prefetch[key] = self._pool.submit(self._created_facts, key.actor_id)
 
     def _process_loop(self) -> None:
         while True:
@@ -353,6 +378,24 @@ class DockerSource:
             self._client = self._make_client()
         return self._client
 
+    def _created_facts(self, container_id: str) -> dict[str, Any] | None:
+        root = self._docker_root
+        facts = config_from_disk(root, container_id) if root is not None else None
+        return facts if facts is not None else self._inspect(container_id)
+
+    def _find_docker_root(self) -> None:
+        """Use dockerd's files for create facts only if this engine's data root is ours to read."""
+        self._docker_root = None
+        host = self._docker_host or os.environ.get("DOCKER_HOST") or "unix://"
+        if not host.startswith("unix://"):
+            return
+        try:
+            root = Path(self._api().info()["DockerRootDir"])
+        except Exception:
+            return
+        if os.access(root / "containers", os.R_OK | os.X_OK):
+            self._docker_root = root
+
     def _inspect(self, container_id: str) -> dict[str, Any] | None:
         try:
             result: dict[str, Any] = self._api().inspect_container(container_id)
@@ -373,7 +416,12 @@ class DockerSource:
         if base_action(key.action) in HANDLED_ACTIONS:
             inspect = None
             if self._lifecycle.needs_inspect(raw):
-                inspect = prefetched.result() if prefetched else self._inspect(key.actor_id)
+                if prefetched is not None:
+                    inspect = prefetched.result()
+                elif key.action == "create":
+                    inspect = self._created_facts(key.actor_id)
+                else:
+                    inspect = self._inspect(key.actor_id)
             for event in self._lifecycle.handle(raw, inspect):
                 self._emit(event, key.time_nano)
         if key.time_nano != self._cursor.time_nano:
@@ -396,6 +444,7 @@ class DockerSource:
             self.latencies_ms.append((time.time_ns() - event_nano) / 1e6)
 
     def _on_connected(self, marker: _Connected) -> None:
+        self._find_docker_root()
         first = self._next(REPLAY_WAIT_S)
         if isinstance(first, _Connected):  # that subscription died at once: use the new one
             self._ahead.appendleft(first)

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tests.integration.docker_support import Containers, Runner, docker_client, for_container
+from tests.integration.docker_support import (
+    Containers,
+    Runner,
+    docker,
+    docker_client,
+    for_container,
+)
+from watcher.docker_source import config_from_disk
+from watcher.lifecycle import known_from_inspect
 
 pytestmark = pytest.mark.integration
 
@@ -161,3 +171,23 @@ def test_exec_and_existing_container_discovery(tmp_path, containers):
     assert first["user"] == "bob"
     assert [e["event_type"] for e in mine[1:]] == ["container.stop", "container.remove"]
     assert not any(e["event_type"].startswith("container.exec") for e in events)
+
+
+def test_config_files_match_inspect(containers):
+    """Facts read from dockerd's config files equal those from inspect (the lock-free fast path)."""
+    c = containers.create(
+        ["true"], labels={"ds01.managed": "true"}, cgroup_parent="ds01-student-alice.slice",
+        environment={"CUDA_VISIBLE_DEVICES": "0"},
+        device_requests=[docker.types.DeviceRequest(device_ids=["GPU-1", "MIG-2"],
+                                                    capabilities=[["gpu"]])],
+    )
+    root = Path(containers.client.info()["DockerRootDir"])
+    from_disk = config_from_disk(root, c.id)
+    if from_disk is None:
+        pytest.skip(f"{root} is not readable here")
+    c.reload()
+    assert known_from_inspect(from_disk) == known_from_inspect(c.attrs)
+    facts = known_from_inspect(from_disk)
+    assert (facts.user, facts.attributed_by) == ("alice", "cgroup_parent")
+    assert facts.gpu_devices == ["GPU-1", "MIG-2", "0"]
+    assert config_from_disk(root, "../" + c.id) is None
