@@ -12,33 +12,26 @@ with capped, jittered backoff.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
 import pwd
 import queue
-import random
-import signal
 import sys
 import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ds01_events.emit import append_line
-from ds01_events.envelope import Event, decode_line, encode_line
 from watcher.cursor import DockerCursor, load_cursor, save_cursor
+from watcher.docker_reader import Connected, Item, RawEvent, StreamReader, why
 from watcher.docker_stream import (
-    ChunkDecoder,
     EventKey,
     SeenKeys,
     base_action,
     event_key,
-    since_arg,
 )
 from watcher.lifecycle import (
     HANDLED_ACTIONS,
@@ -51,6 +44,7 @@ from watcher.reconcile import gap_event, reconcile
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+    from ds01_events.envelope import Event
     from watcher.typing import Submit
 
 SAVE_INTERVAL_S = 0.25
@@ -98,24 +92,6 @@ def _stderr(message: str) -> None:
         sys.stderr.write(f"ds01-watcher docker: {message}\n")
 
 
-@dataclass(frozen=True)
-class _Connected:
-    """The reader subscribed; events after this marker come from that subscription."""
-
-    at_nano: int
-    resume_nano: int | None  # None: first run ever, nothing to resume
-    resume_keys: frozenset[tuple[str, str]]  # events seen at resume_nano; empty: a watermark
-
-
-@dataclass(frozen=True)
-class _Raw:
-    event: dict[str, Any]
-    read_at_nano: int
-
-
-_Item = _Connected | _Raw
-
-
 def _logged_key(event: Event) -> tuple[str, str, str] | None:
     cid = event.details.get("container_id")
     if not isinstance(cid, str) or event.details.get("inferred"):
@@ -155,11 +131,10 @@ class DockerSource:
         self._ping_timeout = ping_timeout_s
         self._ping_client: Any = None
         self._say = say
-        self._queue: queue.Queue[_Item] = queue.Queue(queue_limit)
-        self._ahead: deque[_Item] = deque()
+        self._queue: queue.Queue[Item] = queue.Queue(queue_limit)
+        self._ahead: deque[Item] = deque()
         self._stopping = threading.Event()
-        self._stream: Any = None
-        self._stream_lock = threading.Lock()
+        self._stream_reader: StreamReader | None = None
         self._reader: threading.Thread | None = None
         self._processor: threading.Thread | None = None
         self._client: Any = None
@@ -190,11 +165,9 @@ class DockerSource:
         self._last_ping = 0.0
         self._tick = time.monotonic()
         self._progress = time.monotonic()
-        self.connected = False
         self.submitted = 0
         self.refused = 0
         self.duplicates = 0
-        self.overflows = 0
         self.gaps = 0
         self.latencies_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
         self.read_latencies_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
@@ -204,7 +177,14 @@ class DockerSource:
     def start(self) -> None:
         """Start the reader and processor threads; returns at once."""
         self._pool = ThreadPoolExecutor(INSPECT_THREADS, thread_name_prefix="docker-inspect")
-        self._reader = threading.Thread(target=self._read_loop, name="docker-reader", daemon=True)
+        self._stream_reader = StreamReader(
+            self._queue, self._make_client, self._stopping,
+            resume_nano=self._resume_nano, resume_keys=self._read_keys,
+            backoff_cap_s=self._backoff_cap, say=self._say,
+        )
+        self._reader = threading.Thread(
+            target=self._stream_reader.run, name="docker-reader", daemon=True
+        )
         self._processor = threading.Thread(
             target=self._process_loop, name="docker-processor", daemon=True
         )
@@ -215,7 +195,8 @@ class DockerSource:
         """Stop reading, submit what was already read, save the cursor."""
         deadline = time.monotonic() + timeout
         self._stopping.set()
-        self._close_stream()
+        if self._stream_reader is not None:
+            self._stream_reader.close_stream()
         for thread in (self._reader, self._processor):
             if thread is not None:
                 thread.join(max(0.0, deadline - time.monotonic()))
@@ -244,6 +225,16 @@ class DockerSource:
 
     # -- reader ------------------------------------------------------------------
 
+    @property
+    def connected(self) -> bool:
+        """Whether the event stream is subscribed now."""
+        return self._stream_reader is not None and self._stream_reader.connected
+
+    @property
+    def overflows(self) -> int:
+        """How often the queue was full and the stream was replayed from the last event."""
+        return self._stream_reader.overflows if self._stream_reader is not None else 0
+
     def _make_client(self, timeout: float = 30.0) -> Any:
         import docker  # noqa: PLC0415 - the service imports without the SDK loaded
 
@@ -252,76 +243,9 @@ class DockerSource:
             kwargs["base_url"] = self._docker_host
         return docker.APIClient(version="auto", timeout=timeout, **kwargs)
 
-    def _read_loop(self) -> None:
-        failures = 0
-        outage_reported = False
-        while not self._stopping.is_set():
-            try:
-                client = self._make_client()
-                since = since_arg(self._resume_nano) if self._resume_nano else None
-                stream = client.events(since=since, filters={"type": ["container"]}, decode=False)
-                with self._stream_lock:
-                    self._stream = stream
-                if self._stopping.is_set():
-                    break
-                connected_at = time.time_ns()
-                self._put(_Connected(connected_at, self._resume_nano, frozenset(self._read_keys)))
-                if self._resume_nano is None:
-                    self._resume_nano = connected_at
-                self.connected = True
-                if outage_reported:
-                    self._say("Docker engine answers again; resuming the event stream")
-                outage_reported = False
-                failures = 0
-                self._pump(stream)
-                if not self._stopping.is_set():
-                    self._say("Docker event stream ended; reconnecting")
-            except Exception as exc:
-                if not self._stopping.is_set() and not outage_reported:
-                    self._say(f"no Docker engine answers ({_why(exc)}); retrying with backoff")
-                    outage_reported = True
-            finally:
-                self.connected = False
-                self._close_stream()
-            failures += 1
-            delay = min(self._backoff_cap, 0.2 * 2 ** min(failures, 10))
-            self._stopping.wait(random.uniform(delay / 2, delay))  # noqa: S311 - jitter only
-
-    def _pump(self, stream: Iterable[bytes]) -> None:
-        decoder = ChunkDecoder()
-        for chunk in stream:
-            now = time.time_ns()
-            for raw in decoder.feed(chunk):
-                key = event_key(raw)
-                if key is not None:
-                    if key.time_nano != self._resume_nano:
-                        self._read_keys = set()
-                    self._read_keys.add((key.actor_id, key.action))
-                    self._resume_nano = key.time_nano
-                if not self._put(_Raw(raw, now)):
-                    self.overflows += 1
-                    self._say("event queue full; reconnecting to replay from the last event")
-                    return
-            if self._stopping.is_set():
-                return
-
-    def _put(self, item: _Item) -> bool:
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
-            return False
-        return True
-
-    def _close_stream(self) -> None:
-        with self._stream_lock:
-            stream, self._stream = self._stream, None
-        if stream is not None:
-            with contextlib.suppress(Exception):
-                stream.close()
-
     # -- processor ---------------------------------------------------------------
 
-    def _next(self, timeout: float) -> _Item | None:
+    def _next(self, timeout: float) -> Item | None:
         if not self._ahead:
             try:
                 self._ahead.append(self._queue.get(timeout=timeout))
@@ -345,7 +269,7 @@ class DockerSource:
         for item in self._ahead:
             if len(self._prefetch) >= LOOK_AHEAD:
                 return
-            if not isinstance(item, _Raw):
+            if not isinstance(item, RawEvent):
                 continue
             key = event_key(item.event)
             if key is None or key in self._prefetch or key.action != "create":
@@ -364,7 +288,7 @@ class DockerSource:
                 self._liveness_ping()
                 continue
             try:
-                if isinstance(item, _Connected):
+                if isinstance(item, Connected):
                     self._on_connected(item)
                 else:
                     self._on_raw(item)
@@ -403,7 +327,7 @@ class DockerSource:
             return None
         return result
 
-    def _on_raw(self, item: _Raw) -> None:
+    def _on_raw(self, item: RawEvent) -> None:
         raw = item.event
         key = event_key(raw)
         if key is None:
@@ -443,15 +367,15 @@ class DockerSource:
         if event_nano is not None:
             self.latencies_ms.append((time.time_ns() - event_nano) / 1e6)
 
-    def _on_connected(self, marker: _Connected) -> None:
+    def _on_connected(self, marker: Connected) -> None:
         self._find_docker_root()
         first = self._next(REPLAY_WAIT_S)
-        if isinstance(first, _Connected):  # that subscription died at once: use the new one
+        if isinstance(first, Connected):  # that subscription died at once: use the new one
             self._ahead.appendleft(first)
             return
         if first is not None:
             self._ahead.appendleft(first)
-        first_key = event_key(first.event) if isinstance(first, _Raw) else None
+        first_key = event_key(first.event) if isinstance(first, RawEvent) else None
         if marker.resume_nano is not None:
             # Replay is proven complete only when it starts with the last event seen.
             covered = first_key is not None and first_key.time_nano == marker.resume_nano and (
@@ -474,12 +398,12 @@ class DockerSource:
         try:
             listing = self._api().containers(all=True)
         except Exception as exc:
-            self._say(f"cannot list containers to reconcile ({_why(exc)})")
+            self._say(f"cannot list containers to reconcile ({why(exc)})")
             return
         time.sleep(SETTLE_S)  # events from before the listing are read by now
         later = self._apply_events_before(listed_at)
         # A container with an event at or after the listing is left to that event.
-        busy = {k.actor_id for i in later if isinstance(i, _Raw) and (k := event_key(i.event))}
+        busy = {k.actor_id for i in later if isinstance(i, RawEvent) and (k := event_key(i.event))}
         known = {cid: c for cid, c in self._lifecycle.containers.items() if cid not in busy}
         current = self._current_state(listing, known, busy)
         for event in reconcile(known, current):
@@ -490,19 +414,19 @@ class DockerSource:
         self._dirty = True
         self._ahead.extendleft(reversed(later))
 
-    def _drain(self) -> list[_Item]:
-        pending: list[_Item] = list(self._ahead)
+    def _drain(self) -> list[Item]:
+        pending: list[Item] = list(self._ahead)
         self._ahead.clear()
         with contextlib.suppress(queue.Empty):
             while True:
                 pending.append(self._queue.get_nowait())
         return pending
 
-    def _apply_events_before(self, listed_at: int) -> list[_Item]:
+    def _apply_events_before(self, listed_at: int) -> list[Item]:
         """Handle queued events older than the listing; return the rest, in order."""
         pending = self._drain()
         for index, item in enumerate(pending):
-            if not isinstance(item, _Raw):
+            if not isinstance(item, RawEvent):
                 return pending[index:]
             key = event_key(item.event)
             if key is not None and key.time_nano >= listed_at:
@@ -544,10 +468,11 @@ class DockerSource:
             self._ping_client.ping()
         except Exception as exc:
             # A hung daemon leaves the stream silent, not closed: close it to reconnect.
-            self._say(f"Docker engine does not answer a ping ({_why(exc)}); reconnecting")
+            self._say(f"Docker engine does not answer a ping ({why(exc)}); reconnecting")
             self._client = None
             self._ping_client = None
-            self._close_stream()
+            if self._stream_reader is not None:
+                self._stream_reader.close_stream()
 
     def _save(self, *, force: bool) -> None:
         now = time.monotonic()
@@ -566,69 +491,7 @@ class DockerSource:
         self._last_save = now
 
 
-def _why(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
-
-
-# -- a small runner, for tests and for use without the service ------------------
-
-
-def read_recent_events(path: Path, max_bytes: int = 4 << 20) -> list[Event]:
-    """Return the decodable events among the last ``max_bytes`` of an events file."""
-    try:
-        with path.open("rb") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, size - max_bytes))
-            data = handle.read()
-    except OSError:
-        return []
-    return [event for line in data.splitlines() if (event := _decode_or_none(line))]
-
-
-def _decode_or_none(line: bytes) -> Event | None:
-    try:
-        return decode_line(line)
-    except Exception:  # a torn first line or foreign text
-        return None
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the Docker source alone, appending events to a file until SIGTERM/SIGINT."""
-    parser = argparse.ArgumentParser(prog="python -m watcher.docker_source")
-    parser.add_argument("--events-file", type=Path, required=True)
-    parser.add_argument("--state-dir", type=Path, required=True)
-    parser.add_argument("--docker-host", default=None)
-    parser.add_argument("--slow-submit", type=float, default=0.0,
-                        help="seconds each submit sleeps (tests that the reader never waits)")
-    parser.add_argument("--ping-interval", type=float, default=10.0,
-                        help="seconds between liveness pings while the stream is idle")
-    args = parser.parse_args(argv)
-    events_file: Path = args.events_file
-    slow: float = args.slow_submit
-
-    def submit(event: Event) -> bool:
-        if slow:
-            time.sleep(slow)
-        append_line(str(events_file), encode_line(event))
-        return True
-
-    source = DockerSource(submit, state_dir=args.state_dir, docker_host=args.docker_host,
-                          already_logged=read_recent_events(events_file),
-                          ping_interval_s=args.ping_interval,
-                          ping_timeout_s=min(5.0, args.ping_interval))
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    source.start()
-    _stderr("running")
-    done.wait()
-    source.stop(30.0)
-    _stderr(f"stopped: submitted={source.submitted} duplicates={source.duplicates}"
-            f" gaps={source.gaps} submit_latency_ms={source.latency_summary()}"
-            f" read_latency_ms={source.latency_summary(read=True)}")
-    return 0
-
-
 if __name__ == "__main__":
+    from watcher.docker_runner import main
+
     sys.exit(main())
