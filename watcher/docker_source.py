@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from watcher.typing import Submit
 
 SAVE_INTERVAL_S = 0.25
+DURABLE_WAIT_S = 1.0
 IDLE_POLL_S = 0.2
 REPLAY_WAIT_S = 1.0
 SETTLE_S = 0.1
@@ -104,7 +105,10 @@ class DockerSource:
 
     ``already_logged`` are recent events of the log (its tail): after a crash the
     replay since the cursor re-delivers events the sink may already have written,
-    and those are not submitted again.
+    and those are not submitted again. ``wait_durable(timeout)`` should return True
+    once everything submitted so far is on disk (the sink's flush): the cursor is
+    saved only then, so a crash never leaves it ahead of the log. Without it,
+    ``submit`` is taken to be durable when it returns.
     """
 
     name = "docker"
@@ -120,6 +124,7 @@ class DockerSource:
         ping_interval_s: float = 10.0,
         ping_timeout_s: float = 5.0,
         queue_limit: int = 200_000,
+        wait_durable: Callable[[float], bool] | None = None,
         say: Callable[[str], None] = _stderr,
         user_by_uid: Callable[[int], str | None] | None = _user_by_uid,
     ) -> None:
@@ -131,6 +136,7 @@ class DockerSource:
         self._ping_timeout = ping_timeout_s
         self._ping_client: Any = None
         self._say = say
+        self._wait_durable = wait_durable
         self._queue: queue.Queue[Item] = queue.Queue(queue_limit)
         self._ahead: deque[Item] = deque()
         self._stopping = threading.Event()
@@ -478,6 +484,8 @@ class DockerSource:
         now = time.monotonic()
         if not self._dirty or (not force and now - self._last_save < SAVE_INTERVAL_S):
             return
+        if self._wait_durable is not None and not self._wait_durable(DURABLE_WAIT_S):
+            return  # what was submitted is not on disk yet: keep the older resume point
         self._cursor.containers = dict(self._lifecycle.containers)
         if self.connected and not self._ahead and self._queue.empty():
             # Caught up: everything dockerd published a moment ago has been handled.

@@ -38,3 +38,21 @@ def test_no_temporary_left_behind(tmp_path):
     loaded, _ = load_cursor(tmp_path)
     assert loaded is not None
     assert loaded.time_nano == 6
+
+
+def test_cursor_not_saved_before_the_sink_is_durable(tmp_path):
+    """The Docker source keeps the older cursor while the sink has not written what it got."""
+    from watcher.docker_source import DockerSource  # noqa: PLC0415
+
+    durable = {"now": False}
+    source = DockerSource(lambda _event: True, state_dir=tmp_path,
+                          wait_durable=lambda _timeout: durable["now"], say=lambda _m: None)
+    source._cursor.time_nano = 7
+    source._dirty = True
+    source._save(force=True)
+    assert not (tmp_path / STATE_FILE).exists()
+    durable["now"] = True
+    source._save(force=True)
+    loaded, _ = load_cursor(tmp_path)
+    assert loaded is not None
+    assert loaded.time_nano == 7
