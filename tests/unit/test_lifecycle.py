@@ -1,0 +1,163 @@
+"""Mapping Docker container events (and inspect data) to audit events."""
+
+from __future__ import annotations
+
+from watcher.lifecycle import ContainerLifecycle, timestamp_from_nanos
+
+CID = "c" * 64
+T0 = 1_795_317_630_000_000_000
+
+
+def ev(action, n, **attributes):
+    attrs = {"image": "ds01-test/busybox:latest", "name": "job", **attributes}
+    return {"Type": "container", "Action": action, "status": action, "id": CID,
+            "Actor": {"ID": CID, "Attributes": attrs}, "timeNano": T0 + n}
+
+
+def insp(labels=None, env=(), *, running=False, exit_code=0, oom=False, name="/job"):
+    return {"Id": CID, "Name": name,
+            "Config": {"Image": "ds01-test/busybox:latest", "Labels": labels or {},
+                       "Env": list(env)},
+            "HostConfig": {"CgroupParent": ""},
+            "State": {"Running": running, "ExitCode": exit_code, "OOMKilled": oom}}
+
+
+def types(events):
+    return [e.event_type for e in events]
+
+
+def test_create_details_and_user():
+    """container.create carries attribution, managed, interface and GPU devices."""
+    life = ContainerLifecycle()
+    labels = {"ds01.user": "alice", "ds01.managed": "true", "ds01.interface": "orchestration",
+              "ds01.container_type": "devcontainer"}
+    gpu = insp(labels, ["NVIDIA_VISIBLE_DEVICES=MIG-1"])
+    (event,) = life.handle(ev("create", 1, **labels), gpu)
+    assert event.event_type == "container.create"
+    assert event.user == "alice"
+    assert event.source == "ds01-watcher"
+    assert event.timestamp == timestamp_from_nanos(T0 + 1)
+    assert event.details == {
+        "container": "job", "container_id": CID, "image": "ds01-test/busybox:latest",
+        "attributed_by": "ds01.user", "container_type": "devcontainer", "managed": True,
+        "interface": "orchestration", "gpu_devices": ["MIG-1"],
+    }
+
+
+def test_full_lifecycle_with_gpu_unmanaged():
+    """A GPU holder without the managed marker: allocate and flag at start, release at die."""
+    life = ContainerLifecycle()
+    gpu = insp(env=["NVIDIA_VISIBLE_DEVICES=GPU-a"])
+    out = life.handle(ev("create", 1), gpu)
+    out += life.handle(ev("start", 2))
+    out += life.handle(ev("die", 3, exitCode="0"), {**gpu, "State": {"ExitCode": 0}})
+    out += life.handle(ev("destroy", 4))
+    assert types(out) == ["container.create", "container.start", "gpu.allocate",
+                          "detection.unmanaged_container", "container.stop", "gpu.release",
+                          "container.remove"]
+    assert CID not in life.containers
+
+
+def test_infrastructure_gpu_holder_not_flagged():
+    """Infrastructure containers holding GPUs get gpu.allocate but are never flagged."""
+    life = ContainerLifecycle()
+    labels = {"ds01.monitoring": "true"}
+    life.handle(ev("create", 1, **labels), insp(labels, ["NVIDIA_VISIBLE_DEVICES=all"]))
+    assert types(life.handle(ev("start", 2))) == ["container.start", "gpu.allocate"]
+
+
+def test_exit_code_from_inspect_not_forged_label():
+    """A label named exitCode overwrites the attribute; the logged exit code comes from inspect."""
+    life = ContainerLifecycle()
+    labels = {"exitCode": "0", "signal": "forged"}
+    life.handle(ev("create", 1, **labels), insp(labels))
+    life.handle(ev("start", 2, **labels))
+    (stop,) = life.handle(ev("die", 3, **labels), insp(labels, exit_code=3))
+    assert stop.details["exit_code"] == 3
+    assert stop.details["reason"] == "exited"
+
+
+def test_forged_exit_code_without_inspect_is_unknown():
+    """When the container is gone and a label collides, the exit code is unknown, not forged."""
+    life = ContainerLifecycle()
+    life.handle(ev("create", 1, exitCode="0"), insp({"exitCode": "0"}))
+    (stop,) = life.handle(ev("die", 3, exitCode="0"), None)
+    assert stop.details["exit_code"] is None
+
+
+def test_exit_code_from_attribute_when_no_label_collides():
+    """Without a colliding label, the die attribute gives the exit code if inspect fails."""
+    life = ContainerLifecycle()
+    life.handle(ev("create", 1), insp())
+    (stop,) = life.handle(ev("die", 3, exitCode="137"), None)
+    assert stop.details["exit_code"] == 137
+
+
+def test_forged_signal_is_dropped():
+    """A label named signal makes the kill signal unknown; it is never reported as the label."""
+    life = ContainerLifecycle()
+    labels = {"signal": "forged"}
+    life.handle(ev("create", 1, **labels), insp(labels))
+    life.handle(ev("start", 2, **labels))
+    life.handle(ev("kill", 3, **labels))
+    (stop,) = life.handle(ev("die", 4, **labels), insp(labels, exit_code=137))
+    assert stop.details["signal"] is None
+    assert stop.details["reason"] == "killed"
+
+
+def test_stop_versus_kill_reason():
+    """A stop (SIGTERM first) is "stopped"; a kill with SIGKILL is "killed"."""
+    life = ContainerLifecycle()
+    life.handle(ev("create", 1), insp())
+    life.handle(ev("start", 2))
+    life.handle(ev("kill", 3, signal="15"))
+    life.handle(ev("kill", 4, signal="9"))
+    (stop,) = life.handle(ev("die", 5), insp(exit_code=137))
+    assert (stop.details["reason"], stop.details["signal"]) == ("stopped", "9")
+    assert life.handle(ev("stop", 6)) == []
+    life.handle(ev("start", 7))
+    life.handle(ev("kill", 8, signal="9"))
+    (stop,) = life.handle(ev("die", 9), insp(exit_code=137))
+    assert (stop.details["reason"], stop.details["signal"]) == ("killed", "9")
+
+
+def test_oom():
+    """An oom event gives resource.oom_kill, and the stop says oom with reason oom."""
+    life = ContainerLifecycle()
+    life.handle(ev("create", 1), insp())
+    life.handle(ev("start", 2))
+    assert types(life.handle(ev("oom", 3))) == ["resource.oom_kill"]
+    (stop,) = life.handle(ev("die", 4, exitCode="137"), None)
+    assert (stop.details["oom"], stop.details["reason"]) == (True, "oom")
+
+
+def test_rename_old_name_from_tracking():
+    """container.rename reports the name tracked before, not a forgeable attribute."""
+    life = ContainerLifecycle()
+    life.handle(ev("create", 1, oldName="/forged"), insp({"oldName": "/forged"}))
+    (event,) = life.handle(ev("rename", 2, name="new", oldName="/forged"))
+    assert (event.details["container"], event.details["old_name"]) == ("new", "job")
+
+
+def test_noise_dropped():
+    """exec_* and health_status events and unknown actions produce nothing."""
+    life = ContainerLifecycle()
+    assert life.handle(ev("exec_start: sh -c true", 1)) == []
+    assert life.handle(ev("health_status: healthy", 2)) == []
+    assert life.handle(ev("attach", 3)) == []
+    assert life.handle({"Action": "start"}) == []
+
+
+def test_simple_actions_and_unknown_container_falls_back_to_attributes():
+    """pause/unpause/restart map directly; an unseen container is attributed from attributes."""
+    life = ContainerLifecycle()
+    out = life.handle(ev("pause", 1, **{"ds01.user": "bob"}))
+    out += life.handle(ev("unpause", 2))
+    out += life.handle(ev("restart", 3))
+    assert types(out) == ["container.pause", "container.unpause", "container.restart"]
+    assert {e.user for e in out} == {"bob"}
+
+
+def test_timestamp_exact_microseconds():
+    """The event timeNano becomes a fixed-width UTC timestamp truncated to microseconds."""
+    assert timestamp_from_nanos(1_795_317_630_000_001_999) == "2026-11-22T03:20:30.000001Z"

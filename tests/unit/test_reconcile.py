@@ -1,0 +1,59 @@
+"""Reconciliation of known state against a full listing, and gap events."""
+
+from __future__ import annotations
+
+from watcher.lifecycle import KnownContainer
+from watcher.reconcile import gap_event, reconcile
+
+
+def k(*, running, gpus=(), managed=False, **kw):
+    return KnownContainer(name="job", running=running, gpu_devices=list(gpus), managed=managed,
+                          user="alice", attributed_by="ds01.user", **kw)
+
+
+def summary(events):
+    return [(e.event_type, e.details["container_id"], e.details["inferred"]) for e in events]
+
+
+def test_no_change_no_events():
+    """Identical state yields nothing."""
+    assert reconcile({"a": k(running=True)}, {"a": k(running=True)}) == []
+
+
+def test_discovered_running_gpu_holder():
+    """A new running unmanaged GPU holder is discovered, allocated and flagged, all inferred."""
+    got = reconcile({}, {"a": k(running=True, gpus=["GPU-1"])})
+    assert summary(got) == [("detection.container_discovered", "a", True),
+                            ("gpu.allocate", "a", True),
+                            ("detection.unmanaged_container", "a", True)]
+    assert got[0].user == "alice"
+
+
+def test_stopped_unseen():
+    """A known running container found exited gives an inferred stop with inspect facts."""
+    before = {"a": k(running=True, gpus=["GPU-1"])}
+    got = reconcile(before, {"a": k(running=False, exit_code=137, oom_killed=True)})
+    assert summary(got) == [("container.stop", "a", True), ("gpu.release", "a", True)]
+    assert (got[0].details["exit_code"], got[0].details["reason"]) == (137, "oom")
+
+
+def test_started_unseen():
+    """A known stopped container found running gives an inferred start."""
+    got = reconcile({"a": k(running=False)}, {"a": k(running=True, managed=True)})
+    assert summary(got) == [("container.start", "a", True)]
+
+
+def test_gone_unseen():
+    """A known container missing from the listing gives detection.container_exited."""
+    got = reconcile({"a": k(running=True, gpus=["MIG-1"])}, {})
+    assert summary(got) == [("detection.container_exited", "a", True), ("gpu.release", "a", True)]
+    assert got[0].details["was_running"] is True
+
+
+def test_gap_bounds():
+    """watcher.gap carries since/until timestamps and a reason."""
+    gap = gap_event(1_795_317_630_000_000_000, 1_795_317_631_500_000_000, "dockerd restarted")
+    assert gap.event_type == "watcher.gap"
+    assert gap.details["since"] == "2026-11-22T03:20:30.000000Z"
+    assert gap.details["until"] == "2026-11-22T03:20:31.500000Z"
+    assert gap.details["reason"] == "dockerd restarted"

@@ -1,0 +1,345 @@
+"""Docker container events to audit events. Pure: plain dicts in, envelopes out.
+
+dockerd copies a container's labels over the event attributes, so a label named
+``exitCode``, ``signal`` or ``oldName`` forges them (``image`` and ``name`` are set
+after the labels and stay true). Facts therefore come from ``inspect`` and from
+what this module tracked itself; an attribute is used only when no label of the
+same name exists.
+
+``kill`` and ``stop`` produce no event of their own: they are folded into the
+``container.stop`` logged at ``die`` (``reason`` stopped/killed, ``signal``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from ds01_events.envelope import Event, make_event
+from watcher import attribution
+from watcher.docker_stream import base_action, event_key
+from watcher.gpu_devices import gpu_devices
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+SOURCE = "ds01-watcher"
+HANDLED_ACTIONS = frozenset(
+    {"create", "start", "die", "stop", "kill", "destroy", "oom", "pause", "unpause",
+     "restart", "rename"}
+)
+_SIMPLE = {"pause": "container.pause", "unpause": "container.unpause",
+           "restart": "container.restart"}
+# Attributes dockerd sets after copying labels: always the facts.
+_TRUSTED_ATTRIBUTES = frozenset({"image", "name"})
+# Attributes a label of the same name overwrites, per action.
+_ACTION_ATTRIBUTES = {"die": ("exitCode",), "kill": ("signal",), "rename": ("oldName",)}
+_STOP_SIGNALS = frozenset({"15", "SIGTERM", "TERM"})
+
+class KnownContainer(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What the watcher knows about one container; persisted with the cursor."""
+
+    name: str
+    image: str | None = None
+    running: bool = False
+    user: str | None = None
+    attributed_by: str | None = None
+    gpu_devices: list[str] = msgspec.field(default_factory=list)
+    managed: bool = False
+    infrastructure: bool = False
+    container_type: str | None = None
+    interface: str | None = None
+    label_keys: list[str] = msgspec.field(default_factory=list)
+    stop_signal: str | None = None
+    exit_code: int | None = None
+    oom_killed: bool | None = None
+
+
+def timestamp_from_nanos(time_nano: int) -> str:
+    """Turn a Docker ``timeNano`` into an envelope timestamp (UTC, microseconds), exactly."""
+    seconds, micros = divmod(time_nano // 1000, 1_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
+
+
+def known_from_inspect(
+    inspect: Mapping[str, Any], *, user_by_uid: Callable[[int], str | None] | None = None
+) -> KnownContainer:
+    """Everything the watcher records about a container, from ``docker inspect``."""
+    config = inspect.get("Config") or {}
+    host_config = inspect.get("HostConfig") or {}
+    state = inspect.get("State") or {}
+    labels = {str(k): str(v) for k, v in (config.get("Labels") or {}).items()}
+    name = str(inspect.get("Name") or "").lstrip("/")
+    who = attribution.attribute_user(
+        labels, name, host_config.get("CgroupParent"), user_by_uid=user_by_uid
+    )
+    exit_code = state.get("ExitCode")
+    return KnownContainer(
+        name=name,
+        image=config.get("Image") or inspect.get("Image"),
+        running=bool(state.get("Running")),
+        user=who.user,
+        attributed_by=who.attributed_by,
+        gpu_devices=gpu_devices(inspect),
+        managed=attribution.is_managed(labels),
+        infrastructure=attribution.is_infrastructure(labels),
+        container_type=attribution.container_type(labels),
+        interface=attribution.interface(labels),
+        label_keys=sorted(labels),
+        stop_signal=config.get("StopSignal") or None,
+        exit_code=exit_code if isinstance(exit_code, int) else None,
+        oom_killed=state.get("OOMKilled") if isinstance(state.get("OOMKilled"), bool) else None,
+    )
+
+
+def known_from_event(
+    event: Mapping[str, Any], *, user_by_uid: Callable[[int], str | None] | None = None
+) -> KnownContainer:
+    """Fallback when the container is already gone: labels recovered from the attributes.
+
+    The attributes are the labels plus ``image``, ``name`` and the action's own keys;
+    a label colliding with an action key cannot be told apart here.
+    """
+    attributes = dict((event.get("Actor") or {}).get("Attributes") or {})
+    action = base_action(str(event.get("Action") or ""))
+    labels = {
+        k: str(v) for k, v in attributes.items()
+        if k not in _TRUSTED_ATTRIBUTES and k not in _ACTION_ATTRIBUTES.get(action, ())
+    }
+    inspect_like = {
+        "Name": attributes.get("name") or "",
+        "Config": {"Image": attributes.get("image") or event.get("from"), "Labels": labels},
+    }
+    return known_from_inspect(inspect_like, user_by_uid=user_by_uid)
+
+
+def container_event(
+    event_type: str,
+    container_id: str,
+    known: KnownContainer,
+    *,
+    timestamp: str | None = None,
+    inferred: bool = False,
+    **extra: Any,
+) -> Event:
+    """One container-scoped audit event with the common detail keys."""
+    details: dict[str, Any] = {
+        "container": known.name,
+        "container_id": container_id,
+        "image": known.image,
+        "attributed_by": known.attributed_by,
+    }
+    details.update(extra)
+    if inferred:
+        details["inferred"] = True
+    return make_event(
+        event_type, user=known.user, source=SOURCE, details=details, timestamp=timestamp
+    )
+
+
+def holding_events(
+    container_id: str, known: KnownContainer, *, timestamp: str | None, inferred: bool = False
+) -> list[Event]:
+    """List what a GPU holder's start adds: gpu.allocate, maybe an unmanaged flag."""
+    if not known.gpu_devices:
+        return []
+    events = [container_event("gpu.allocate", container_id, known, timestamp=timestamp,
+                              inferred=inferred, gpu_devices=list(known.gpu_devices))]
+    if not known.managed and not known.infrastructure:
+        events.append(container_event(
+            "detection.unmanaged_container", container_id, known, timestamp=timestamp,
+            inferred=inferred, gpu_devices=list(known.gpu_devices),
+        ))
+    return events
+
+
+def release_events(
+    container_id: str, known: KnownContainer, *, timestamp: str | None, inferred: bool = False
+) -> list[Event]:
+    """gpu.release for a GPU-holding container that stopped."""
+    if not known.gpu_devices:
+        return []
+    return [container_event("gpu.release", container_id, known, timestamp=timestamp,
+                            inferred=inferred, gpu_devices=list(known.gpu_devices))]
+
+
+def stop_reason(
+    *, oom: bool, kill_signal: str | None, killed: bool, stop_signal: str | None
+) -> str:
+    """Classify a stop: exited, oom, stopped (the stop signal came first) or killed."""
+    if oom:
+        return "oom"
+    if not killed:
+        return "exited"
+    stop_signals = _STOP_SIGNALS | ({stop_signal} if stop_signal else set())
+    return "stopped" if kill_signal in stop_signals else "killed"
+
+
+class ContainerLifecycle:
+    """Tracks containers across events and maps each Docker event to audit events.
+
+    ``containers`` is the known state (what reconciliation compares against).
+    """
+
+    def __init__(
+        self,
+        containers: dict[str, KnownContainer] | None = None,
+        *,
+        user_by_uid: Callable[[int], str | None] | None = None,
+    ) -> None:
+        self.containers: dict[str, KnownContainer] = dict(containers or {})
+        self.user_by_uid = user_by_uid
+        # Per container since its last start: first kill signal ("" when forged), last signal.
+        self._first_kill: dict[str, str] = {}
+        self._last_signal: dict[str, str | None] = {}
+        self._oom: set[str] = set()
+
+    def needs_inspect(self, event: Mapping[str, Any]) -> bool:
+        """Whether handling ``event`` wants fresh inspect data.
+
+        Always at create (GPU devices and cgroup parent are not in the event) and for
+        a container not seen before. At die only when a label named ``exitCode``
+        forges the attribute: inspect takes the container lock, which dockerd holds
+        through a start or stop, so it is the slow path under load. OOM state comes
+        from the ``oom`` event dockerd emits before ``die``.
+        """
+        action = base_action(str(event.get("Action") or ""))
+        if action not in HANDLED_ACTIONS or action == "destroy":
+            return False
+        actor_id = str((event.get("Actor") or {}).get("ID") or "")
+        known = self.containers.get(actor_id)
+        if action == "create" or known is None:
+            return True
+        return action == "die" and "exitCode" in known.label_keys
+
+    def handle(
+        self, event: Mapping[str, Any], inspect: Mapping[str, Any] | None = None
+    ) -> list[Event]:
+        """Audit events for one Docker event (empty for noise). Never raises on odd input."""
+        key = event_key(dict(event))
+        action = base_action(key.action) if key else ""
+        if key is None or action not in HANDLED_ACTIONS:
+            return []
+        cid = key.actor_id
+        attributes = dict((event.get("Actor") or {}).get("Attributes") or {})
+        previous = self.containers.get(cid)
+        old_name = previous.name if previous is not None else None
+        known = self._refresh(cid, event, inspect, attributes)
+        if action == "rename":
+            stamp = timestamp_from_nanos(key.time_nano)
+            return self._on_rename(cid, known, attributes, old_name, stamp)
+        timestamp = timestamp_from_nanos(key.time_nano)
+        handler = getattr(self, f"_on_{action}", None)
+        if handler is not None:
+            result: list[Event] = handler(cid, known, attributes, inspect, timestamp)
+            return result
+        if action in _SIMPLE:
+            return [container_event(_SIMPLE[action], cid, known, timestamp=timestamp)]
+        return []
+
+    def _refresh(
+        self,
+        cid: str,
+        event: Mapping[str, Any],
+        inspect: Mapping[str, Any] | None,
+        attributes: dict[str, Any],
+    ) -> KnownContainer:
+        previous = self.containers.get(cid)
+        if inspect is not None:
+            known = known_from_inspect(inspect, user_by_uid=self.user_by_uid)
+            if previous is not None:
+                known.running = previous.running
+        elif previous is not None:
+            known = previous
+        else:
+            known = known_from_event(event, user_by_uid=self.user_by_uid)
+        if attributes.get("name"):
+            known.name = str(attributes["name"])
+        if attributes.get("image"):
+            known.image = str(attributes["image"])
+        self.containers[cid] = known
+        return known
+
+    def _attribute(self, known: KnownContainer, attributes: dict[str, Any], key: str) -> str | None:
+        """Return an event attribute, unless a label of that name may have overwritten it."""
+        if key in known.label_keys or key not in attributes:
+            return None
+        return str(attributes[key])
+
+    def _on_create(self, cid: str, known: KnownContainer, _a: dict[str, Any],
+                   _i: Mapping[str, Any] | None, timestamp: str) -> list[Event]:
+        known.running = False
+        return [container_event(
+            "container.create", cid, known, timestamp=timestamp,
+            container_type=known.container_type, managed=known.managed,
+            interface=known.interface, gpu_devices=list(known.gpu_devices),
+        )]
+
+    def _on_start(self, cid: str, known: KnownContainer, _a: dict[str, Any],
+                  _i: Mapping[str, Any] | None, timestamp: str) -> list[Event]:
+        known.running = True
+        self._first_kill.pop(cid, None)
+        self._last_signal.pop(cid, None)
+        self._oom.discard(cid)
+        return [container_event("container.start", cid, known, timestamp=timestamp),
+                *holding_events(cid, known, timestamp=timestamp)]
+
+    def _on_kill(self, cid: str, known: KnownContainer, attributes: dict[str, Any],
+                 _i: Mapping[str, Any] | None, _t: str) -> list[Event]:
+        signal = self._attribute(known, attributes, "signal")
+        self._first_kill.setdefault(cid, signal or "")
+        self._last_signal[cid] = signal
+        return []
+
+    def _on_oom(self, cid: str, known: KnownContainer, _a: dict[str, Any],
+                _i: Mapping[str, Any] | None, timestamp: str) -> list[Event]:
+        self._oom.add(cid)
+        return [container_event("resource.oom_kill", cid, known, timestamp=timestamp)]
+
+    def _on_die(self, cid: str, known: KnownContainer, attributes: dict[str, Any],
+                inspect: Mapping[str, Any] | None, timestamp: str) -> list[Event]:
+        state = (inspect or {}).get("State") or {}
+        exit_code: int | None = None
+        oom = cid in self._oom
+        if state and not state.get("Running"):
+            exit_code = state.get("ExitCode") if isinstance(state.get("ExitCode"), int) else None
+            oom = oom or bool(state.get("OOMKilled"))
+        if exit_code is None:
+            raw = self._attribute(known, attributes, "exitCode")
+            exit_code = int(raw) if raw is not None and raw.lstrip("-").isdigit() else None
+        known.running = False
+        known.exit_code = exit_code
+        known.oom_killed = oom
+        killed = cid in self._first_kill
+        reason = stop_reason(oom=oom, kill_signal=self._first_kill.get(cid) or None,
+                             killed=killed, stop_signal=known.stop_signal)
+        signal = self._last_signal.get(cid)
+        self._first_kill.pop(cid, None)
+        self._last_signal.pop(cid, None)
+        self._oom.discard(cid)
+        return [container_event("container.stop", cid, known, timestamp=timestamp,
+                                exit_code=exit_code, oom=oom, signal=signal, reason=reason),
+                *release_events(cid, known, timestamp=timestamp)]
+
+    def _on_stop(self, _c: str, _k: KnownContainer, _a: dict[str, Any],
+                 _i: Mapping[str, Any] | None, _t: str) -> list[Event]:
+        return []  # folded into the container.stop logged at die
+
+    def _on_destroy(self, cid: str, known: KnownContainer, _a: dict[str, Any],
+                    _i: Mapping[str, Any] | None, timestamp: str) -> list[Event]:
+        self.containers.pop(cid, None)
+        self._first_kill.pop(cid, None)
+        self._last_signal.pop(cid, None)
+        self._oom.discard(cid)
+        return [container_event("container.remove", cid, known, timestamp=timestamp)]
+
+    def _on_rename(self, cid: str, known: KnownContainer, attributes: dict[str, Any],
+                   old_name: str | None, timestamp: str) -> list[Event]:
+        old = old_name
+        if old is None or old == known.name:
+            raw = self._attribute(known, attributes, "oldName")
+            old = raw.lstrip("/") if raw else None
+        return [container_event("container.rename", cid, known, timestamp=timestamp,
+                                old_name=old)]

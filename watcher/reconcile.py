@@ -1,0 +1,84 @@
+"""Reconciliation: last known state against a full container listing. Pure.
+
+Whatever changed without the event stream telling us becomes an inferred event
+(``details.inferred: true``) stamped with the time it was found, not a guessed time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ds01_events.envelope import Event, make_event
+from watcher.lifecycle import (
+    SOURCE,
+    KnownContainer,
+    container_event,
+    holding_events,
+    release_events,
+    stop_reason,
+    timestamp_from_nanos,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+
+def reconcile(
+    known: Mapping[str, KnownContainer],
+    current: Mapping[str, KnownContainer],
+    *,
+    timestamp: str | None = None,
+) -> list[Event]:
+    """Inferred events that turn ``known`` into ``current`` (both keyed by container id).
+
+    New container: detection.container_discovered (+ gpu.allocate and maybe
+    detection.unmanaged_container if it runs holding GPUs). Gone container:
+    detection.container_exited (+ gpu.release if it was running with GPUs). A known
+    container that stopped or started: container.stop / container.start with the
+    GPU events.
+    """
+    events: list[Event] = []
+    for cid, now in current.items():
+        before = known.get(cid)
+        if before is None:
+            events.append(container_event(
+                "detection.container_discovered", cid, now, timestamp=timestamp,
+                inferred=True, running=now.running, gpu_devices=list(now.gpu_devices),
+            ))
+            if now.running:
+                events.extend(holding_events(cid, now, timestamp=timestamp, inferred=True))
+        elif before.running and not now.running:
+            reason = stop_reason(oom=bool(now.oom_killed), kill_signal=None, killed=False,
+                                 stop_signal=None)
+            events.append(container_event(
+                "container.stop", cid, now, timestamp=timestamp, inferred=True,
+                exit_code=now.exit_code, oom=now.oom_killed, signal=None, reason=reason,
+            ))
+            events.extend(release_events(cid, before, timestamp=timestamp, inferred=True))
+        elif now.running and not before.running:
+            events.append(container_event("container.start", cid, now, timestamp=timestamp,
+                                          inferred=True))
+            events.extend(holding_events(cid, now, timestamp=timestamp, inferred=True))
+    for cid, before in known.items():
+        if cid not in current:
+            events.append(container_event(
+                "detection.container_exited", cid, before, timestamp=timestamp,
+                inferred=True, was_running=before.running,
+            ))
+            if before.running:
+                events.extend(release_events(cid, before, timestamp=timestamp, inferred=True))
+    return events
+
+
+def gap_event(since_nano: int, until_nano: int, reason: str) -> Event:
+    """watcher.gap: Docker events between the bounds may be missing from the log."""
+    return make_event(
+        "watcher.gap",
+        source=SOURCE,
+        details={
+            "since": timestamp_from_nanos(since_nano),
+            "until": timestamp_from_nanos(max(since_nano, until_nano)),
+            "reason": reason,
+            "stream": "docker",
+        },
+    )
