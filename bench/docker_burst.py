@@ -24,8 +24,9 @@ IMAGE = "ds01-test/busybox:latest"
 
 
 def lifecycle(client: docker.DockerClient, run: str) -> str:
-    c = client.containers.create(IMAGE, ["sleep", "30"], network_mode="none",
-                                 labels={"ds01.test": "1", "ds01.test.run": run})
+    c = client.containers.create(
+        IMAGE, ["sleep", "30"], network_mode="none", labels={"ds01.test": "1", "ds01.test.run": run}
+    )
     c.start()
     c.stop(timeout=0)
     c.remove()
@@ -41,8 +42,18 @@ def main() -> None:
         events = Path(tmp) / "events.jsonl"
         state = Path(tmp) / "state"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "watcher.docker_source", "--events-file", str(events),
-             "--state-dir", str(state)], stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-m",
+                "watcher.docker_source",
+                "--events-file",
+                str(events),
+                "--state-dir",
+                str(state),
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         while not (state / "docker-cursor.json").exists():
             time.sleep(0.05)
         started = time.monotonic()
@@ -51,8 +62,11 @@ def main() -> None:
         burst_s = time.monotonic() - started
         while True:
             lines = events.read_text().splitlines() if events.exists() else []
-            removed = {json.loads(x)["details"].get("container_id") for x in lines
-                       if '"container.remove"' in x}
+            removed = {
+                json.loads(x)["details"].get("container_id")
+                for x in lines
+                if '"container.remove"' in x
+            }
             if ids <= removed:
                 break
             time.sleep(0.1)

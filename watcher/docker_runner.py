@@ -47,10 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events-file", type=Path, required=True)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--docker-host", default=None)
-    parser.add_argument("--slow-submit", type=float, default=0.0,
-                        help="seconds each submit sleeps (tests that the reader never waits)")
-    parser.add_argument("--ping-interval", type=float, default=10.0,
-                        help="seconds between liveness pings while the stream is idle")
+    parser.add_argument(
+        "--slow-submit",
+        type=float,
+        default=0.0,
+        help="seconds each submit sleeps (tests that the reader never waits)",
+    )
+    parser.add_argument(
+        "--ping-interval",
+        type=float,
+        default=10.0,
+        help="seconds between liveness pings while the stream is idle",
+    )
     args = parser.parse_args(argv)
     events_file: Path = args.events_file
     slow: float = args.slow_submit
@@ -61,10 +69,15 @@ def main(argv: list[str] | None = None) -> int:
         append_line(str(events_file), encode_line(event))
         return True
 
-    source = DockerSource(submit, state_dir=args.state_dir, docker_host=args.docker_host,
-                          already_logged=read_recent_events(events_file),
-                          ping_interval_s=args.ping_interval,
-                          ping_timeout_s=min(5.0, args.ping_interval), say=_say)
+    source = DockerSource(
+        submit,
+        state_dir=args.state_dir,
+        docker_host=args.docker_host,
+        already_logged=read_recent_events(events_file),
+        ping_interval_s=args.ping_interval,
+        ping_timeout_s=min(5.0, args.ping_interval),
+        say=_say,
+    )
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
@@ -72,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     _say("running")
     done.wait()
     source.stop(30.0)
-    _say(f"stopped: submitted={source.submitted} duplicates={source.duplicates}"
-         f" gaps={source.gaps} submit_latency_ms={source.latency_summary()}"
-         f" read_latency_ms={source.latency_summary(read=True)}")
+    _say(
+        f"stopped: submitted={source.submitted} duplicates={source.duplicates}"
+        f" gaps={source.gaps} submit_latency_ms={source.latency_summary()}"
+        f" read_latency_ms={source.latency_summary(read=True)}"
+    )
     return 0

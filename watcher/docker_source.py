@@ -84,8 +84,13 @@ def config_from_disk(root: Path, container_id: str) -> dict[str, Any] | None:
         return None
     if not isinstance(config, dict) or not isinstance(host_config, dict):
         return None
-    return {"Id": config.get("ID"), "Name": config.get("Name"), "Config": config.get("Config"),
-            "HostConfig": host_config, "State": config.get("State")}
+    return {
+        "Id": config.get("ID"),
+        "Name": config.get("Name"),
+        "Config": config.get("Config"),
+        "HostConfig": host_config,
+        "State": config.get("State"),
+    }
 
 
 def _stderr(message: str) -> None:
@@ -184,9 +189,13 @@ class DockerSource:
         """Start the reader and processor threads; returns at once."""
         self._pool = ThreadPoolExecutor(INSPECT_THREADS, thread_name_prefix="docker-inspect")
         self._stream_reader = StreamReader(
-            self._queue, self._make_client, self._stopping,
-            resume_nano=self._resume_nano, resume_keys=self._read_keys,
-            backoff_cap_s=self._backoff_cap, say=self._say,
+            self._queue,
+            self._make_client,
+            self._stopping,
+            resume_nano=self._resume_nano,
+            resume_keys=self._read_keys,
+            backoff_cap_s=self._backoff_cap,
+            say=self._say,
         )
         self._reader = threading.Thread(
             target=self._stream_reader.run, name="docker-reader", daemon=True
@@ -226,8 +235,12 @@ class DockerSource:
         def pick(q: float) -> float:
             return round(samples[min(len(samples) - 1, int(q * len(samples)))], 1)
 
-        return {"count": len(samples), "p50": pick(0.5), "p99": pick(0.99),
-                "max": round(samples[-1], 1)}
+        return {
+            "count": len(samples),
+            "p50": pick(0.5),
+            "p99": pick(0.99),
+            "max": round(samples[-1], 1),
+        }
 
     # -- reader ------------------------------------------------------------------
 
@@ -384,18 +397,25 @@ class DockerSource:
         first_key = event_key(first.event) if isinstance(first, RawEvent) else None
         if marker.resume_nano is not None:
             # Replay is proven complete only when it starts with the last event seen.
-            covered = first_key is not None and first_key.time_nano == marker.resume_nano and (
-                first_key.actor_id, first_key.action) in marker.resume_keys
+            covered = (
+                first_key is not None
+                and first_key.time_nano == marker.resume_nano
+                and (first_key.actor_id, first_key.action) in marker.resume_keys
+            )
             if not covered:
                 until = marker.at_nano
                 if first_key is not None:
                     until = min(until, first_key.time_nano)
                 self.gaps += 1
-                self._emit(gap_event(
-                    marker.resume_nano, until,
-                    "the Docker replay no longer holds the last event seen"
-                    " (dockerd restarted, or more than its 256 buffered events passed)",
-                ), None)
+                self._emit(
+                    gap_event(
+                        marker.resume_nano,
+                        until,
+                        "the Docker replay no longer holds the last event seen"
+                        " (dockerd restarted, or more than its 256 buffered events passed)",
+                    ),
+                    None,
+                )
         self._reconcile()
 
     def _reconcile(self) -> None:

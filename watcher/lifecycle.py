@@ -27,16 +27,31 @@ if TYPE_CHECKING:
 
 SOURCE = "ds01-watcher"
 HANDLED_ACTIONS = frozenset(
-    {"create", "start", "die", "stop", "kill", "destroy", "oom", "pause", "unpause",
-     "restart", "rename"}
+    {
+        "create",
+        "start",
+        "die",
+        "stop",
+        "kill",
+        "destroy",
+        "oom",
+        "pause",
+        "unpause",
+        "restart",
+        "rename",
+    }
 )
-_SIMPLE = {"pause": "container.pause", "unpause": "container.unpause",
-           "restart": "container.restart"}
+_SIMPLE = {
+    "pause": "container.pause",
+    "unpause": "container.unpause",
+    "restart": "container.restart",
+}
 # Attributes dockerd sets after copying labels: always the facts.
 _TRUSTED_ATTRIBUTES = frozenset({"image", "name"})
 # Attributes a label of the same name overwrites, per action.
 _ACTION_ATTRIBUTES = {"die": ("exitCode",), "kill": ("signal",), "rename": ("oldName",)}
 _STOP_SIGNALS = frozenset({"15", "SIGTERM", "TERM"})
+
 
 class KnownContainer(msgspec.Struct, kw_only=True, omit_defaults=True):
     """What the watcher knows about one container; persisted with the cursor."""
@@ -105,7 +120,8 @@ def known_from_event(
     attributes = dict((event.get("Actor") or {}).get("Attributes") or {})
     action = base_action(str(event.get("Action") or ""))
     labels = {
-        k: str(v) for k, v in attributes.items()
+        k: str(v)
+        for k, v in attributes.items()
         if k not in _TRUSTED_ATTRIBUTES and k not in _ACTION_ATTRIBUTES.get(action, ())
     }
     inspect_like = {
@@ -145,13 +161,27 @@ def holding_events(
     """List what a GPU holder's start adds: gpu.allocate, maybe an unmanaged flag."""
     if not known.gpu_devices:
         return []
-    events = [container_event("gpu.allocate", container_id, known, timestamp=timestamp,
-                              inferred=inferred, gpu_devices=list(known.gpu_devices))]
+    events = [
+        container_event(
+            "gpu.allocate",
+            container_id,
+            known,
+            timestamp=timestamp,
+            inferred=inferred,
+            gpu_devices=list(known.gpu_devices),
+        )
+    ]
     if not known.managed and not known.infrastructure:
-        events.append(container_event(
-            "detection.unmanaged_container", container_id, known, timestamp=timestamp,
-            inferred=inferred, gpu_devices=list(known.gpu_devices),
-        ))
+        events.append(
+            container_event(
+                "detection.unmanaged_container",
+                container_id,
+                known,
+                timestamp=timestamp,
+                inferred=inferred,
+                gpu_devices=list(known.gpu_devices),
+            )
+        )
     return events
 
 
@@ -161,8 +191,16 @@ def release_events(
     """gpu.release for a GPU-holding container that stopped."""
     if not known.gpu_devices:
         return []
-    return [container_event("gpu.release", container_id, known, timestamp=timestamp,
-                            inferred=inferred, gpu_devices=list(known.gpu_devices))]
+    return [
+        container_event(
+            "gpu.release",
+            container_id,
+            known,
+            timestamp=timestamp,
+            inferred=inferred,
+            gpu_devices=list(known.gpu_devices),
+        )
+    ]
 
 
 def stop_reason(
@@ -268,38 +306,77 @@ class ContainerLifecycle:
             return None
         return str(attributes[key])
 
-    def _on_create(self, cid: str, known: KnownContainer, _a: dict[str, Any],
-                   _i: Mapping[str, Any] | None, timestamp: str) -> list[Event]:
+    def _on_create(
+        self,
+        cid: str,
+        known: KnownContainer,
+        _a: dict[str, Any],
+        _i: Mapping[str, Any] | None,
+        timestamp: str,
+    ) -> list[Event]:
         known.running = False
-        return [container_event(
-            "container.create", cid, known, timestamp=timestamp,
-            container_type=known.container_type, managed=known.managed,
-            interface=known.interface, gpu_devices=list(known.gpu_devices),
-        )]
+        return [
+            container_event(
+                "container.create",
+                cid,
+                known,
+                timestamp=timestamp,
+                container_type=known.container_type,
+                managed=known.managed,
+                interface=known.interface,
+                gpu_devices=list(known.gpu_devices),
+            )
+        ]
 
-    def _on_start(self, cid: str, known: KnownContainer, _a: dict[str, Any],
-                  _i: Mapping[str, Any] | None, timestamp: str) -> list[Event]:
+    def _on_start(
+        self,
+        cid: str,
+        known: KnownContainer,
+        _a: dict[str, Any],
+        _i: Mapping[str, Any] | None,
+        timestamp: str,
+    ) -> list[Event]:
         known.running = True
         self._first_kill.pop(cid, None)
         self._last_signal.pop(cid, None)
         self._oom.discard(cid)
-        return [container_event("container.start", cid, known, timestamp=timestamp),
-                *holding_events(cid, known, timestamp=timestamp)]
+        return [
+            container_event("container.start", cid, known, timestamp=timestamp),
+            *holding_events(cid, known, timestamp=timestamp),
+        ]
 
-    def _on_kill(self, cid: str, known: KnownContainer, attributes: dict[str, Any],
-                 _i: Mapping[str, Any] | None, _t: str) -> list[Event]:
+    def _on_kill(
+        self,
+        cid: str,
+        known: KnownContainer,
+        attributes: dict[str, Any],
+        _i: Mapping[str, Any] | None,
+        _t: str,
+    ) -> list[Event]:
         signal = self._attribute(known, attributes, "signal")
         self._first_kill.setdefault(cid, signal or "")
         self._last_signal[cid] = signal
         return []
 
-    def _on_oom(self, cid: str, known: KnownContainer, _a: dict[str, Any],
-                _i: Mapping[str, Any] | None, timestamp: str) -> list[Event]:
+    def _on_oom(
+        self,
+        cid: str,
+        known: KnownContainer,
+        _a: dict[str, Any],
+        _i: Mapping[str, Any] | None,
+        timestamp: str,
+    ) -> list[Event]:
         self._oom.add(cid)
         return [container_event("resource.oom_kill", cid, known, timestamp=timestamp)]
 
-    def _on_die(self, cid: str, known: KnownContainer, attributes: dict[str, Any],
-                inspect: Mapping[str, Any] | None, timestamp: str) -> list[Event]:
+    def _on_die(
+        self,
+        cid: str,
+        known: KnownContainer,
+        attributes: dict[str, Any],
+        inspect: Mapping[str, Any] | None,
+        timestamp: str,
+    ) -> list[Event]:
         state = (inspect or {}).get("State") or {}
         exit_code: int | None = None
         oom = cid in self._oom
@@ -313,33 +390,59 @@ class ContainerLifecycle:
         known.exit_code = exit_code
         known.oom_killed = oom
         killed = cid in self._first_kill
-        reason = stop_reason(oom=oom, kill_signal=self._first_kill.get(cid) or None,
-                             killed=killed, stop_signal=known.stop_signal)
+        reason = stop_reason(
+            oom=oom,
+            kill_signal=self._first_kill.get(cid) or None,
+            killed=killed,
+            stop_signal=known.stop_signal,
+        )
         signal = self._last_signal.get(cid)
         self._first_kill.pop(cid, None)
         self._last_signal.pop(cid, None)
         self._oom.discard(cid)
-        return [container_event("container.stop", cid, known, timestamp=timestamp,
-                                exit_code=exit_code, oom=oom, signal=signal, reason=reason),
-                *release_events(cid, known, timestamp=timestamp)]
+        return [
+            container_event(
+                "container.stop",
+                cid,
+                known,
+                timestamp=timestamp,
+                exit_code=exit_code,
+                oom=oom,
+                signal=signal,
+                reason=reason,
+            ),
+            *release_events(cid, known, timestamp=timestamp),
+        ]
 
-    def _on_stop(self, _c: str, _k: KnownContainer, _a: dict[str, Any],
-                 _i: Mapping[str, Any] | None, _t: str) -> list[Event]:
+    def _on_stop(
+        self, _c: str, _k: KnownContainer, _a: dict[str, Any], _i: Mapping[str, Any] | None, _t: str
+    ) -> list[Event]:
         return []  # folded into the container.stop logged at die
 
-    def _on_destroy(self, cid: str, known: KnownContainer, _a: dict[str, Any],
-                    _i: Mapping[str, Any] | None, timestamp: str) -> list[Event]:
+    def _on_destroy(
+        self,
+        cid: str,
+        known: KnownContainer,
+        _a: dict[str, Any],
+        _i: Mapping[str, Any] | None,
+        timestamp: str,
+    ) -> list[Event]:
         self.containers.pop(cid, None)
         self._first_kill.pop(cid, None)
         self._last_signal.pop(cid, None)
         self._oom.discard(cid)
         return [container_event("container.remove", cid, known, timestamp=timestamp)]
 
-    def _on_rename(self, cid: str, known: KnownContainer, attributes: dict[str, Any],
-                   old_name: str | None, timestamp: str) -> list[Event]:
+    def _on_rename(
+        self,
+        cid: str,
+        known: KnownContainer,
+        attributes: dict[str, Any],
+        old_name: str | None,
+        timestamp: str,
+    ) -> list[Event]:
         old = old_name
         if old is None or old == known.name:
             raw = self._attribute(known, attributes, "oldName")
             old = raw.lstrip("/") if raw else None
-        return [container_event("container.rename", cid, known, timestamp=timestamp,
-                                old_name=old)]
+        return [container_event("container.rename", cid, known, timestamp=timestamp, old_name=old)]

@@ -41,30 +41,54 @@ def reconcile(
     for cid, now in current.items():
         before = known.get(cid)
         if before is None:
-            events.append(container_event(
-                "detection.container_discovered", cid, now, timestamp=timestamp,
-                inferred=True, running=now.running, gpu_devices=list(now.gpu_devices),
-            ))
+            events.append(
+                container_event(
+                    "detection.container_discovered",
+                    cid,
+                    now,
+                    timestamp=timestamp,
+                    inferred=True,
+                    running=now.running,
+                    gpu_devices=list(now.gpu_devices),
+                )
+            )
             if now.running:
                 events.extend(holding_events(cid, now, timestamp=timestamp, inferred=True))
         elif before.running and not now.running:
-            reason = stop_reason(oom=bool(now.oom_killed), kill_signal=None, killed=False,
-                                 stop_signal=None)
-            events.append(container_event(
-                "container.stop", cid, now, timestamp=timestamp, inferred=True,
-                exit_code=now.exit_code, oom=now.oom_killed, signal=None, reason=reason,
-            ))
+            reason = stop_reason(
+                oom=bool(now.oom_killed), kill_signal=None, killed=False, stop_signal=None
+            )
+            events.append(
+                container_event(
+                    "container.stop",
+                    cid,
+                    now,
+                    timestamp=timestamp,
+                    inferred=True,
+                    exit_code=now.exit_code,
+                    oom=now.oom_killed,
+                    signal=None,
+                    reason=reason,
+                )
+            )
             events.extend(release_events(cid, before, timestamp=timestamp, inferred=True))
         elif now.running and not before.running:
-            events.append(container_event("container.start", cid, now, timestamp=timestamp,
-                                          inferred=True))
+            events.append(
+                container_event("container.start", cid, now, timestamp=timestamp, inferred=True)
+            )
             events.extend(holding_events(cid, now, timestamp=timestamp, inferred=True))
     for cid, before in known.items():
         if cid not in current:
-            events.append(container_event(
-                "detection.container_exited", cid, before, timestamp=timestamp,
-                inferred=True, was_running=before.running,
-            ))
+            events.append(
+                container_event(
+                    "detection.container_exited",
+                    cid,
+                    before,
+                    timestamp=timestamp,
+                    inferred=True,
+                    was_running=before.running,
+                )
+            )
             if before.running:
                 events.extend(release_events(cid, before, timestamp=timestamp, inferred=True))
     return events

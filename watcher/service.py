@@ -15,18 +15,21 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from ds01_events.envelope import make_event
 from watcher import __version__
+from watcher.docker_runner import read_recent_events
+from watcher.docker_source import DockerSource
 from watcher.ingest import IngestServer, RejectCounter, open_ingest_socket
 from watcher.ratelimit import RateLimiter
 from watcher.sdnotify import Notifier
 from watcher.sink import SOURCE, Sink
 from watcher.spool import SpoolDrain, ensure_spool_dir
-from watcher.typing import Component, Submit
+from watcher.typing import Component, EventLog, Submit
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -35,13 +38,24 @@ if TYPE_CHECKING:
     from watcher.config import Settings
 
 # Builds one extra part (the Docker event source) around the sink's submit.
-ComponentFactory = Callable[[Submit], Component]
+ComponentFactory = Callable[[EventLog], Component]
 
 
 def default_components(settings: Settings) -> list[ComponentFactory]:
-    """Return the extra parts `ds01-watcher run` starts: add the Docker event source here."""
-    del settings  # e.g. lambda submit: DockerEventSource(settings, submit)
-    return []
+    """Return the extra parts `ds01-watcher run` starts after the sink and ingest."""
+
+    def docker_source(log: EventLog) -> Component:
+        return DockerSource(
+            log.submit,
+            state_dir=Path(settings.state_dir),
+            docker_host=settings.docker_host,
+            # After a crash the replay re-delivers what the log may already hold.
+            already_logged=read_recent_events(Path(settings.events_file)),
+            # The cursor moves only past events on disk: kill -9 loses nothing queued.
+            wait_durable=log.wait_durable,
+        )
+
+    return [docker_source]
 
 
 @dataclass(frozen=True)
@@ -158,7 +172,7 @@ class Service:
         self.scheduler.start()
         self.components = [self.sink, self.ingest]
         for factory in self._factories:
-            component = factory(self.submit)
+            component = factory(self.sink)
             component.start()
             self.components.append(component)
         self.notifier.ready(self.status_line())

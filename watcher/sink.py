@@ -93,6 +93,11 @@ class Sink:
         self._dropped_reported = 0
         self._drop_first: str | None = None
         self._drop_last: str | None = None
+        # accepted: events submit() took; settled: those written and synced, or
+        # refused by the encoder. wait_durable() waits for one to catch the other.
+        self._accepted = 0
+        self._settled = 0
+        self._settled_changed = threading.Condition()
 
     # -- the contract ---------------------------------------------------------
 
@@ -100,7 +105,9 @@ class Sink:
         """Queue one event; False (and counted) when the bounded queue is full."""
         if len(self._queue) < self.queue_size:
             # deque.append is atomic; several submitters may overshoot the bound by a few.
-            self._queue.append(event)
+            with self._lock:
+                self._accepted += 1
+                self._queue.append(event)
             if not self._wake.is_set():
                 self._wake.set()
             return True
@@ -145,6 +152,24 @@ class Sink:
         """Reopen the log before the next batch (SIGHUP)."""
         self._reopen.set()
 
+    def wait_durable(self, timeout: float) -> bool:
+        """Wait until every event accepted before the call is on disk; False on timeout.
+
+        The Docker source moves its replay cursor only past durable events, so a
+        kill -9 cannot lose what was still queued here.
+        """
+        with self._lock:
+            target = self._accepted
+        self._wake.set()
+        with self._settled_changed:
+            return self._settled_changed.wait_for(lambda: self._settled >= target, timeout)
+
+    def _settle(self, count: int) -> None:
+        if count:
+            with self._settled_changed:
+                self._settled += count
+                self._settled_changed.notify_all()
+
     def pending(self) -> int:
         """Events accepted but not yet written."""
         return len(self._queue) + len(self._held)
@@ -179,14 +204,17 @@ class Sink:
         """Move up to batch_max events, encoded, into ``_held``."""
         pop = self._queue.popleft
         lines = []
+        refused = 0
         for _ in range(min(self.batch_max, len(self._queue))):
             item = pop()
             if isinstance(item, Event):
                 try:
                     lines.append(encode_line(item))
                 except Exception as exc:  # one bad event must not stop the log
+                    refused += 1
                     self._say(f"dropped an event that cannot be encoded: {exc!r}")
         self._held = lines
+        self._settle(refused)
 
     def _write_held(self) -> None:
         gap, gap_count = self._gap_line()
@@ -199,6 +227,7 @@ class Sink:
         events_done = min(done, len(self._held))
         self._held = self._held[events_done:]
         self.written += events_done
+        self._settle(events_done)
         if gap and done == len(lines):
             with self._lock:
                 self._dropped_reported += gap_count

@@ -15,6 +15,16 @@ class Submit(Protocol):
         """Queue ``event`` for the log."""
 
 
+class EventLog(Protocol):
+    """The sink as the other parts see it."""
+
+    def submit(self, event: Event, /) -> bool:
+        """Queue ``event`` for the log; never blocks, False if it had to refuse."""
+
+    def wait_durable(self, timeout: float) -> bool:
+        """Wait until what was submitted so far is on disk; False on timeout."""
+
+
 class Component(Protocol):
     """A long-running part of the service (event source, ingest server, ...)."""
 

@@ -72,8 +72,15 @@ class Runner:
 
     def start(self, *, wait_ready=True):
         """Start the source; by default wait until it connected and reconciled."""
-        cmd = [sys.executable, "-m", "watcher.docker_source", "--events-file",
-               str(self.events_file), "--state-dir", str(self.state_dir)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "watcher.docker_source",
+            "--events-file",
+            str(self.events_file),
+            "--state-dir",
+            str(self.state_dir),
+        ]
         if self.docker_host:
             cmd += ["--docker-host", self.docker_host]
         if self.slow_submit:
@@ -148,17 +155,24 @@ def duplicates(events):
 
 def gap_windows(events):
     """(since, until) in epoch seconds of every watcher.gap."""
-    from ds01_events.envelope import parse_timestamp  # noqa: PLC0415
+    from ds01_events.envelope import parse_timestamp
 
     return [
-        (parse_timestamp(e["details"]["since"]).timestamp(),
-         parse_timestamp(e["details"]["until"]).timestamp())
-        for e in events if e["event_type"] == "watcher.gap"
+        (
+            parse_timestamp(e["details"]["since"]).timestamp(),
+            parse_timestamp(e["details"]["until"]).timestamp(),
+        )
+        for e in events
+        if e["event_type"] == "watcher.gap"
     ]
 
 
-EXPECTED = {"create": "container.create", "start": "container.start",
-            "stop": "container.stop", "remove": "container.remove"}
+EXPECTED = {
+    "create": "container.create",
+    "start": "container.start",
+    "stop": "container.stop",
+    "remove": "container.remove",
+}
 
 
 def unexplained(events, actions):
@@ -197,14 +211,29 @@ class PrivateDockerd:
         """Start dockerd and wait until it answers."""
         if shutil.which("dockerd") is None:
             pytest.skip("dockerd is not installed")
-        cmd = ["dockerd", "-H", self.host, "--data-root", str(self.dir / "data"),
-               "--exec-root", str(self.dir / "exec"), "--pidfile", str(self.dir / "docker.pid"),
-               "--bridge=none", "--iptables=false", "--ip-masq=false", "--ip6tables=false",
-               "--containerd-namespace", "ds01test", "--containerd-plugins-namespace",
-               "ds01test-plugins"]
+        cmd = [
+            "dockerd",
+            "-H",
+            self.host,
+            "--data-root",
+            str(self.dir / "data"),
+            "--exec-root",
+            str(self.dir / "exec"),
+            "--pidfile",
+            str(self.dir / "docker.pid"),
+            "--bridge=none",
+            "--iptables=false",
+            "--ip-masq=false",
+            "--ip6tables=false",
+            "--containerd-namespace",
+            "ds01test",
+            "--containerd-plugins-namespace",
+            "ds01test-plugins",
+        ]
         with (self.dir / "dockerd.log").open("ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self._answers():
@@ -229,8 +258,12 @@ class PrivateDockerd:
     def load_image(self):
         """Copy the test image from the shared dockerd."""
         save = subprocess.Popen(["docker", "save", IMAGE], stdout=subprocess.PIPE)
-        subprocess.run(["docker", "-H", self.host, "load", "-q"], stdin=save.stdout,
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["docker", "-H", self.host, "load", "-q"],
+            stdin=save.stdout,
+            check=True,
+            capture_output=True,
+        )
         save.wait(60)
 
     def stop(self, sig=signal.SIGTERM):
@@ -252,6 +285,5 @@ class PrivateDockerd:
         self.stop()
         self._stop_leftover_containerd()
         for root in ("exec", "data"):
-            subprocess.run(["umount", "-R", str(self.dir / root)], capture_output=True,
-                           check=False)
+            subprocess.run(["umount", "-R", str(self.dir / root)], capture_output=True, check=False)
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -33,8 +33,11 @@ def lifecycle(containers, index, actions, lock):
     t0 = time.time()
     c = containers.create(["sleep", "30"], labels={"ds01.user": f"user{index % 5}"})
     done["create"] = (t0, time.time())
-    for action, call in (("start", c.start), ("stop", lambda: c.stop(timeout=0)),
-                         ("remove", c.remove)):
+    for action, call in (
+        ("start", c.start),
+        ("stop", lambda: c.stop(timeout=0)),
+        ("remove", c.remove),
+    ):
         t0 = time.time()
         call()
         done[action] = (t0, time.time())
@@ -54,9 +57,13 @@ def burst(containers, count, actions, *, workers=6, on_progress=None):
 
 def all_removed(ids):
     def check(events):
-        gone = {e["details"].get("container_id") for e in events
-                if e["event_type"] in ("container.remove", "detection.container_exited")}
+        gone = {
+            e["details"].get("container_id")
+            for e in events
+            if e["event_type"] in ("container.remove", "detection.container_exited")
+        }
         return ids <= gone
+
     return check
 
 
@@ -72,8 +79,11 @@ def test_burst_of_200_with_slow_submit(tmp_path, containers):
         runner.stop()
     mine = [e for e in events if e.get("details", {}).get("container_id") in actions]
     counts = Counter((e["details"]["container_id"], e["event_type"]) for e in mine)
-    expected = {(cid, t) for cid in actions for t in
-                ("container.create", "container.start", "container.stop", "container.remove")}
+    expected = {
+        (cid, t)
+        for cid in actions
+        for t in ("container.create", "container.start", "container.stop", "container.remove")
+    }
     assert set(counts) == expected
     assert set(counts.values()) == {1}
     assert not any(e["details"].get("inferred") for e in mine)
@@ -105,6 +115,7 @@ def test_kill9_mid_burst_then_resume(tmp_path, containers):
         runner.stop()
     assert duplicates(events) == {}
     assert unexplained(events, actions) == []
-    creates = Counter(e["details"]["container_id"] for e in events
-                      if e["event_type"] == "container.create")
+    creates = Counter(
+        e["details"]["container_id"] for e in events if e["event_type"] == "container.create"
+    )
     assert set(creates.values()) == {1}

@@ -36,9 +36,13 @@ def runner(tmp_path):
 
 def removed(*ids):
     def done(events):
-        gone = {e["details"].get("container_id") for e in events
-                if e["event_type"] == "container.remove"}
+        gone = {
+            e["details"].get("container_id")
+            for e in events
+            if e["event_type"] == "container.remove"
+        }
         return all(cid in gone for cid in ids)
+
     return done
 
 
@@ -49,7 +53,8 @@ def sequence(events, cid):
 def test_labelled_managed_gpu_container(containers, runner):
     """A labelled managed GPU container: each lifecycle step logged once, with its user."""
     c = containers.create(
-        ["sleep", "30"], name=f"job-{containers.run_id}",
+        ["sleep", "30"],
+        name=f"job-{containers.run_id}",
         labels={"ds01.user": "alice", "ds01.managed": "true", "ds01.interface": "orchestration"},
         environment={"NVIDIA_VISIBLE_DEVICES": "GPU-1111,MIG-2222"},
     )
@@ -62,8 +67,14 @@ def test_labelled_managed_gpu_container(containers, runner):
     events = runner.wait_for(removed(c.id))
     mine = for_container(events, c.id)
     assert sequence(events, c.id) == [
-        "container.create", "container.start", "gpu.allocate", "container.pause",
-        "container.unpause", "container.rename", "container.stop", "gpu.release",
+        "container.create",
+        "container.start",
+        "gpu.allocate",
+        "container.pause",
+        "container.unpause",
+        "container.rename",
+        "container.stop",
+        "gpu.release",
         "container.remove",
     ]
     assert {e["user"] for e in mine} == {"alice"}
@@ -79,15 +90,19 @@ def test_labelled_managed_gpu_container(containers, runner):
 
 def test_unlabelled_gpu_container_is_flagged(containers, runner):
     """An unlabelled container holding a GPU is unattributed and flagged as unmanaged."""
-    c = containers.create(["sh", "-c", "exit 3"],
-                          environment={"NVIDIA_VISIBLE_DEVICES": "0"})
+    c = containers.create(["sh", "-c", "exit 3"], environment={"NVIDIA_VISIBLE_DEVICES": "0"})
     c.start()
     c.wait(timeout=30)
     c.remove()
     events = runner.wait_for(removed(c.id))
     assert sequence(events, c.id) == [
-        "container.create", "container.start", "gpu.allocate", "detection.unmanaged_container",
-        "container.stop", "gpu.release", "container.remove",
+        "container.create",
+        "container.start",
+        "gpu.allocate",
+        "detection.unmanaged_container",
+        "container.stop",
+        "gpu.release",
+        "container.remove",
     ]
     mine = for_container(events, c.id)
     assert all("user" not in e for e in mine)
@@ -103,7 +118,8 @@ def test_name_convention_attribution(containers, runner):
     mine = for_container(events, c.id)
     assert sequence(events, c.id) == ["container.create", "container.remove"]
     assert {(e["user"], e["details"]["attributed_by"]) for e in mine} == {
-        ("root", "name_convention")}
+        ("root", "name_convention")
+    }
 
 
 def test_colliding_labels_never_override_facts(containers, runner):
@@ -119,11 +135,15 @@ def test_colliding_labels_never_override_facts(containers, runner):
     killed.wait(timeout=30)
     killed.remove()
     events = runner.wait_for(removed(exits.id, killed.id))
-    stop = next(e["details"] for e in for_container(events, exits.id)
-                if e["event_type"] == "container.stop")
+    stop = next(
+        e["details"] for e in for_container(events, exits.id) if e["event_type"] == "container.stop"
+    )
     assert (stop["exit_code"], stop["reason"]) == (5, "exited")
-    stop = next(e["details"] for e in for_container(events, killed.id)
-                if e["event_type"] == "container.stop")
+    stop = next(
+        e["details"]
+        for e in for_container(events, killed.id)
+        if e["event_type"] == "container.stop"
+    )
     assert (stop["exit_code"], stop["signal"], stop["reason"]) == (137, None, "killed")
     for cid, c in ((exits.id, exits), (killed.id, killed)):
         for e in for_container(events, cid):
@@ -133,8 +153,9 @@ def test_colliding_labels_never_override_facts(containers, runner):
 
 def test_oom_kill(containers, runner):
     """A container killed by the OOM killer logs resource.oom_kill and a stop with reason oom."""
-    c = containers.create(["sh", "-c", "x=a; while :; do x=$x$x; done"],
-                          mem_limit="8m", memswap_limit="8m")
+    c = containers.create(
+        ["sh", "-c", "x=a; while :; do x=$x$x; done"], mem_limit="8m", memswap_limit="8m"
+    )
     c.start()
     result = c.wait(timeout=60)
     c.reload()
@@ -143,11 +164,15 @@ def test_oom_kill(containers, runner):
     c.remove()
     events = runner.wait_for(removed(c.id))
     assert sequence(events, c.id) == [
-        "container.create", "container.start", "resource.oom_kill", "container.stop",
+        "container.create",
+        "container.start",
+        "resource.oom_kill",
+        "container.stop",
         "container.remove",
     ]
-    stop = next(e["details"] for e in for_container(events, c.id)
-                if e["event_type"] == "container.stop")
+    stop = next(
+        e["details"] for e in for_container(events, c.id) if e["event_type"] == "container.stop"
+    )
     assert (stop["oom"], stop["reason"], stop["exit_code"]) == (True, "oom", 137)
 
 
@@ -176,10 +201,13 @@ def test_exec_and_existing_container_discovery(tmp_path, containers):
 def test_config_files_match_inspect(containers):
     """Facts read from dockerd's config files equal those from inspect (the lock-free fast path)."""
     c = containers.create(
-        ["true"], labels={"ds01.managed": "true"}, cgroup_parent="ds01-student-alice.slice",
+        ["true"],
+        labels={"ds01.managed": "true"},
+        cgroup_parent="ds01-student-alice.slice",
         environment={"CUDA_VISIBLE_DEVICES": "0"},
-        device_requests=[docker.types.DeviceRequest(device_ids=["GPU-1", "MIG-2"],
-                                                    capabilities=[["gpu"]])],
+        device_requests=[
+            docker.types.DeviceRequest(device_ids=["GPU-1", "MIG-2"], capabilities=[["gpu"]])
+        ],
     )
     root = Path(containers.client.info()["DockerRootDir"])
     from_disk = config_from_disk(root, c.id)

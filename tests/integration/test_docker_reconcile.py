@@ -36,22 +36,30 @@ def test_overflowed_replay_gives_gap_and_inferred_events(tmp_path, containers):
         noisy.rename(f"noisy{n % 2}-{containers.run_id}")
     runner.start()
     events = runner.wait_for(
-        lambda ev: any(e["event_type"] == "detection.container_discovered"
-                       and e["details"]["container_id"] == fresh.id for e in ev))
+        lambda ev: any(
+            e["event_type"] == "detection.container_discovered"
+            and e["details"]["container_id"] == fresh.id
+            for e in ev
+        )
+    )
     runner.stop()
-    after_restart = events[[e["event_type"] for e in events].index("watcher.gap"):]
+    after_restart = events[[e["event_type"] for e in events].index("watcher.gap") :]
     assert [e["event_type"] for e in events].count("watcher.gap") == 1
 
     def inferred(cid):
-        return [(e["event_type"], e.get("user")) for e in for_container(after_restart, cid)
-                if e["details"].get("inferred")]
+        return [
+            (e["event_type"], e.get("user"))
+            for e in for_container(after_restart, cid)
+            if e["details"].get("inferred")
+        ]
 
     assert inferred(running.id) == [("container.stop", "dan")]
     assert inferred(created.id) == [("detection.container_exited", "dan")]
     assert inferred(fresh.id) == [("detection.container_discovered", "eve")]
     assert inferred(noisy.id) == []
-    stop = next(e for e in for_container(after_restart, running.id)
-                if e["event_type"] == "container.stop")
+    stop = next(
+        e for e in for_container(after_restart, running.id) if e["event_type"] == "container.stop"
+    )
     assert stop["details"]["exit_code"] == 137
 
 
@@ -62,12 +70,14 @@ def test_quiet_source_restart_reports_gap(tmp_path, containers):
     runner.stop()
     fresh = containers.create(["true"], labels={"ds01.user": "fay"})
     runner.start()
-    events = runner.wait_for(lambda ev: any(
-        e["details"].get("container_id") == fresh.id for e in ev))
+    events = runner.wait_for(
+        lambda ev: any(e["details"].get("container_id") == fresh.id for e in ev)
+    )
     runner.stop()
     kinds = [e["event_type"] for e in events]
     assert kinds.count("watcher.gap") == 1
     mine = for_container(events, fresh.id)
     # The replay still held the create: it is logged as observed, exactly once.
     assert [(e["event_type"], e["details"].get("inferred")) for e in mine] == [
-        ("container.create", None)]
+        ("container.create", None)
+    ]

@@ -46,8 +46,9 @@ def tolerant_lifecycle(host, actions, lock):
     while True:
         t0 = time.time()
         try:
-            c = client_for(host).containers.create(IMAGE, ["sleep", "30"], network_mode="none",
-                                                   labels=LABELS)
+            c = client_for(host).containers.create(
+                IMAGE, ["sleep", "30"], network_mode="none", labels=LABELS
+            )
             break
         except Exception:
             if time.monotonic() > deadline:
@@ -55,8 +56,11 @@ def tolerant_lifecycle(host, actions, lock):
             time.sleep(0.2)
     done["create"] = (t0, time.time())
     with contextlib.suppress(Exception):  # the daemon may go away under this lifecycle
-        for action, call in (("start", c.start), ("stop", lambda: c.stop(timeout=0)),
-                             ("remove", c.remove)):
+        for action, call in (
+            ("start", c.start),
+            ("stop", lambda: c.stop(timeout=0)),
+            ("remove", c.remove),
+        ):
             t0 = time.time()
             call()
             done[action] = (t0, time.time())
@@ -67,8 +71,10 @@ def tolerant_lifecycle(host, actions, lock):
 def test_dockerd_restart_mid_burst(tmp_path, dockerd):
     """Restarting dockerd mid-burst logs one gap; what replay misses is covered; no duplicates."""
     client = client_for(dockerd.host)
-    sleepers = [client.containers.create(IMAGE, ["sleep", "300"], network_mode="none",
-                                         labels=LABELS) for _ in range(2)]
+    sleepers = [
+        client.containers.create(IMAGE, ["sleep", "300"], network_mode="none", labels=LABELS)
+        for _ in range(2)
+    ]
     runner = Runner(tmp_path, docker_host=dockerd.host)
     runner.start()
     for c in sleepers:
@@ -77,8 +83,9 @@ def test_dockerd_restart_mid_burst(tmp_path, dockerd):
     lock = threading.Lock()
     try:
         with ThreadPoolExecutor(3) as pool:
-            futures = [pool.submit(tolerant_lifecycle, dockerd.host, actions, lock)
-                       for _ in range(60)]
+            futures = [
+                pool.submit(tolerant_lifecycle, dockerd.host, actions, lock) for _ in range(60)
+            ]
             while sum(f.done() for f in futures) < 20:
                 time.sleep(0.05)
             dockerd.stop()  # without live-restore the sleepers stop with it
@@ -90,10 +97,17 @@ def test_dockerd_restart_mid_burst(tmp_path, dockerd):
         for cid in leftovers:
             client.containers.get(cid).remove(force=True)
         settled = set(actions) | set(leftovers)
-        events = runner.wait_for(lambda ev: settled <= {
-            e["details"].get("container_id") for e in ev
-            if e["event_type"] in ("container.remove", "detection.container_exited")
-        }, timeout=120)
+        events = runner.wait_for(
+            lambda ev: (
+                settled
+                <= {
+                    e["details"].get("container_id")
+                    for e in ev
+                    if e["event_type"] in ("container.remove", "detection.container_exited")
+                }
+            ),
+            timeout=120,
+        )
     finally:
         runner.stop()
     gaps = [e for e in events if e["event_type"] == "watcher.gap"]
@@ -141,8 +155,7 @@ def test_hung_daemon_found_by_ping(tmp_path, dockerd):
     client = client_for(dockerd.host)
     try:
         before = client.containers.create(IMAGE, ["true"], network_mode="none", labels=LABELS)
-        runner.wait_for(lambda ev: any(e["details"].get("container_id") == before.id
-                                       for e in ev))
+        runner.wait_for(lambda ev: any(e["details"].get("container_id") == before.id for e in ev))
         dockerd.proc.send_signal(signal.SIGSTOP)
         try:
             deadline = time.monotonic() + 30
@@ -152,8 +165,9 @@ def test_hung_daemon_found_by_ping(tmp_path, dockerd):
         finally:
             dockerd.proc.send_signal(signal.SIGCONT)
         after = client.containers.create(IMAGE, ["true"], network_mode="none", labels=LABELS)
-        events = runner.wait_for(lambda ev: any(e["details"].get("container_id") == after.id
-                                                for e in ev))
+        events = runner.wait_for(
+            lambda ev: any(e["details"].get("container_id") == after.id for e in ev)
+        )
     finally:
         runner.stop()
     assert duplicates(events) == {}

@@ -17,7 +17,7 @@ from watcher.service import Job, Service
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from watcher.typing import Component, Submit
+    from watcher.typing import Component, EventLog, Submit
 
 
 class FakeSource:
@@ -64,8 +64,8 @@ def test_component_factory_job_and_watchdog(tmp_path: Path) -> None:
     sources: list[FakeSource] = []
     ran = threading.Event()
 
-    def build(submit: Submit) -> Component:
-        sources.append(FakeSource(submit))
+    def build(log: EventLog) -> Component:
+        sources.append(FakeSource(log.submit))
         return sources[0]
 
     service = Service(

@@ -13,14 +13,26 @@ from watcher.attribution import attribute_user, interface, is_infrastructure, is
         ({"ds01.user": "alice", "aime.mlc.USER": "bob"}, "x._.1001", None, ("alice", "ds01.user")),
         ({"aime.mlc.USER": "bob"}, "x._.1001", None, ("bob", "aime.mlc.USER")),
         ({}, "proj._.4242", "ds01-student-carol.slice", ("4242", "name_convention")),
-        ({"devcontainer.local_folder": "/home/dave/src/app"}, "c", None,
-         ("dave", "devcontainer.local_folder")),
-        ({"com.docker.compose.project.working_dir": "/home/erin/stack"}, "c", None,
-         ("erin", "com.docker.compose.project.working_dir")),
+        (
+            {"devcontainer.local_folder": "/home/dave/src/app"},
+            "c",
+            None,
+            ("dave", "devcontainer.local_folder"),
+        ),
+        (
+            {"com.docker.compose.project.working_dir": "/home/erin/stack"},
+            "c",
+            None,
+            ("erin", "com.docker.compose.project.working_dir"),
+        ),
         ({}, "c", "ds01-researcher-frank.slice", ("frank", "cgroup_parent")),
         ({}, "c", "/ds01.slice/ds01-student-gina.slice", ("gina", "cgroup_parent")),
-        ({"com.docker.compose.project.working_dir": "/srv/stack"}, "c", "system.slice",
-         (None, None)),
+        (
+            {"com.docker.compose.project.working_dir": "/srv/stack"},
+            "c",
+            "system.slice",
+            (None, None),
+        ),
     ],
 )
 def test_chain_order(labels, name, cgroup, expected):

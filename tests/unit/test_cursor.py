@@ -8,8 +8,11 @@ from watcher.lifecycle import KnownContainer
 
 def test_round_trip(tmp_path):
     """A saved cursor loads back equal, containers included."""
-    cursor = DockerCursor(time_nano=1_795_317_630_000_000_042, keys=[("abc", "die")],
-                          containers={"abc": KnownContainer(name="c", running=True)})
+    cursor = DockerCursor(
+        time_nano=1_795_317_630_000_000_042,
+        keys=[("abc", "die")],
+        containers={"abc": KnownContainer(name="c", running=True)},
+    )
     save_cursor(tmp_path / "state", cursor)
     loaded, problem = load_cursor(tmp_path / "state")
     assert problem is None
@@ -42,11 +45,15 @@ def test_no_temporary_left_behind(tmp_path):
 
 def test_cursor_not_saved_before_the_sink_is_durable(tmp_path):
     """The Docker source keeps the older cursor while the sink has not written what it got."""
-    from watcher.docker_source import DockerSource  # noqa: PLC0415
+    from watcher.docker_source import DockerSource
 
     durable = {"now": False}
-    source = DockerSource(lambda _event: True, state_dir=tmp_path,
-                          wait_durable=lambda _timeout: durable["now"], say=lambda _m: None)
+    source = DockerSource(
+        lambda _event: True,
+        state_dir=tmp_path,
+        wait_durable=lambda _timeout: durable["now"],
+        say=lambda _m: None,
+    )
     source._cursor.time_nano = 7
     source._dirty = True
     source._save(force=True)

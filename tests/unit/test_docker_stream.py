@@ -18,10 +18,19 @@ from watcher.docker_stream import (
 )
 
 EVENTS = [
-    {"Type": "container", "Action": "create", "Actor": {"ID": "a" * 64, "Attributes": {}},
-     "time": 1, "timeNano": 1_000_000_001},
-    {"Type": "container", "Action": "exec_start: sh -c 'echo é'",
-     "Actor": {"ID": "b" * 64, "Attributes": {"name": "ü"}}, "timeNano": 1_000_000_002},
+    {
+        "Type": "container",
+        "Action": "create",
+        "Actor": {"ID": "a" * 64, "Attributes": {}},
+        "time": 1,
+        "timeNano": 1_000_000_001,
+    },
+    {
+        "Type": "container",
+        "Action": "exec_start: sh -c 'echo é'",
+        "Actor": {"ID": "b" * 64, "Attributes": {"name": "ü"}},
+        "timeNano": 1_000_000_002,
+    },
 ]
 STREAM = b"".join(json.dumps(e, ensure_ascii=False).encode() + b"\n" for e in EVENTS)
 

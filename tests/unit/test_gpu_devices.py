@@ -16,8 +16,9 @@ def inspect(env=(), labels=None, requests=None, runtime="runc"):
 
 def test_device_request_ids_kept_as_given():
     """DeviceIDs of a GPU device request are kept verbatim (UUIDs and MIG UUIDs)."""
-    req = [{"Driver": "", "Count": 0, "DeviceIDs": ["GPU-1a2b", "MIG-3c4d"],
-            "Capabilities": [["gpu"]]}]
+    req = [
+        {"Driver": "", "Count": 0, "DeviceIDs": ["GPU-1a2b", "MIG-3c4d"], "Capabilities": [["gpu"]]}
+    ]
     assert gpu_devices(inspect(requests=req)) == ["GPU-1a2b", "MIG-3c4d"]
 
 
@@ -34,8 +35,15 @@ def test_non_gpu_request_ignored():
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("GPU-aa,GPU-bb", ["GPU-aa", "GPU-bb"]), ("MIG-x", ["MIG-x"]), ("0,1", ["0", "1"]),
-     ("all", ["all"]), ("void", []), ("none", []), ("", [])],
+    [
+        ("GPU-aa,GPU-bb", ["GPU-aa", "GPU-bb"]),
+        ("MIG-x", ["MIG-x"]),
+        ("0,1", ["0", "1"]),
+        ("all", ["all"]),
+        ("void", []),
+        ("none", []),
+        ("", []),
+    ],
 )
 def test_env(value, expected):
     """NVIDIA_VISIBLE_DEVICES lists devices; void/none/empty mean none."""
@@ -44,10 +52,12 @@ def test_env(value, expected):
 
 def test_cuda_visible_devices_and_labels_merge_without_duplicates():
     """CUDA_VISIBLE_DEVICES and the ds01 GPU labels merge in order, de-duplicated."""
-    got = gpu_devices(inspect(
-        env=["CUDA_VISIBLE_DEVICES=GPU-aa"],
-        labels={"ds01.gpu.uuids": "GPU-aa,GPU-bb", "ds01.gpu_slot": "1.10"},
-    ))
+    got = gpu_devices(
+        inspect(
+            env=["CUDA_VISIBLE_DEVICES=GPU-aa"],
+            labels={"ds01.gpu.uuids": "GPU-aa,GPU-bb", "ds01.gpu_slot": "1.10"},
+        )
+    )
     assert got == ["GPU-aa", "GPU-bb", "1.10"]
 
 

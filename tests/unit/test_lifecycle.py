@@ -10,16 +10,24 @@ T0 = 1_795_317_630_000_000_000
 
 def ev(action, n, **attributes):
     attrs = {"image": "ds01-test/busybox:latest", "name": "job", **attributes}
-    return {"Type": "container", "Action": action, "status": action, "id": CID,
-            "Actor": {"ID": CID, "Attributes": attrs}, "timeNano": T0 + n}
+    return {
+        "Type": "container",
+        "Action": action,
+        "status": action,
+        "id": CID,
+        "Actor": {"ID": CID, "Attributes": attrs},
+        "timeNano": T0 + n,
+    }
 
 
 def insp(labels=None, env=(), *, running=False, exit_code=0, oom=False, name="/job"):
-    return {"Id": CID, "Name": name,
-            "Config": {"Image": "ds01-test/busybox:latest", "Labels": labels or {},
-                       "Env": list(env)},
-            "HostConfig": {"CgroupParent": ""},
-            "State": {"Running": running, "ExitCode": exit_code, "OOMKilled": oom}}
+    return {
+        "Id": CID,
+        "Name": name,
+        "Config": {"Image": "ds01-test/busybox:latest", "Labels": labels or {}, "Env": list(env)},
+        "HostConfig": {"CgroupParent": ""},
+        "State": {"Running": running, "ExitCode": exit_code, "OOMKilled": oom},
+    }
 
 
 def types(events):
@@ -29,8 +37,12 @@ def types(events):
 def test_create_details_and_user():
     """container.create carries attribution, managed, interface and GPU devices."""
     life = ContainerLifecycle()
-    labels = {"ds01.user": "alice", "ds01.managed": "true", "ds01.interface": "orchestration",
-              "ds01.container_type": "devcontainer"}
+    labels = {
+        "ds01.user": "alice",
+        "ds01.managed": "true",
+        "ds01.interface": "orchestration",
+        "ds01.container_type": "devcontainer",
+    }
     gpu = insp(labels, ["NVIDIA_VISIBLE_DEVICES=MIG-1"])
     (event,) = life.handle(ev("create", 1, **labels), gpu)
     assert event.event_type == "container.create"
@@ -38,9 +50,14 @@ def test_create_details_and_user():
     assert event.source == "ds01-watcher"
     assert event.timestamp == timestamp_from_nanos(T0 + 1)
     assert event.details == {
-        "container": "job", "container_id": CID, "image": "ds01-test/busybox:latest",
-        "attributed_by": "ds01.user", "container_type": "devcontainer", "managed": True,
-        "interface": "orchestration", "gpu_devices": ["MIG-1"],
+        "container": "job",
+        "container_id": CID,
+        "image": "ds01-test/busybox:latest",
+        "attributed_by": "ds01.user",
+        "container_type": "devcontainer",
+        "managed": True,
+        "interface": "orchestration",
+        "gpu_devices": ["MIG-1"],
     }
 
 
@@ -52,9 +69,15 @@ def test_full_lifecycle_with_gpu_unmanaged():
     out += life.handle(ev("start", 2))
     out += life.handle(ev("die", 3, exitCode="0"), {**gpu, "State": {"ExitCode": 0}})
     out += life.handle(ev("destroy", 4))
-    assert types(out) == ["container.create", "container.start", "gpu.allocate",
-                          "detection.unmanaged_container", "container.stop", "gpu.release",
-                          "container.remove"]
+    assert types(out) == [
+        "container.create",
+        "container.start",
+        "gpu.allocate",
+        "detection.unmanaged_container",
+        "container.stop",
+        "gpu.release",
+        "container.remove",
+    ]
     assert CID not in life.containers
 
 

@@ -7,8 +7,15 @@ from watcher.reconcile import gap_event, reconcile
 
 
 def k(*, running, gpus=(), managed=False, **kw):
-    return KnownContainer(name="job", running=running, gpu_devices=list(gpus), managed=managed,
-                          user="alice", attributed_by="ds01.user", **kw)
+    return KnownContainer(
+        name="job",
+        running=running,
+        gpu_devices=list(gpus),
+        managed=managed,
+        user="alice",
+        attributed_by="ds01.user",
+        **kw,
+    )
 
 
 def summary(events):
@@ -23,9 +30,11 @@ def test_no_change_no_events():
 def test_discovered_running_gpu_holder():
     """A new running unmanaged GPU holder is discovered, allocated and flagged, all inferred."""
     got = reconcile({}, {"a": k(running=True, gpus=["GPU-1"])})
-    assert summary(got) == [("detection.container_discovered", "a", True),
-                            ("gpu.allocate", "a", True),
-                            ("detection.unmanaged_container", "a", True)]
+    assert summary(got) == [
+        ("detection.container_discovered", "a", True),
+        ("gpu.allocate", "a", True),
+        ("detection.unmanaged_container", "a", True),
+    ]
     assert got[0].user == "alice"
 
 
