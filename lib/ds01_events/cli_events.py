@@ -24,6 +24,10 @@ _NO_ARG = {
     "stats": ["--summary"],
 }
 
+_TAKES_VALUE = frozenset(
+    "--user -u --type -t --container -c --since --until --grep --limit -n --file".split()
+)
+
 query_app = typer.Typer(add_completion=False, rich_markup_mode=None)
 types_app = typer.Typer(add_completion=False, rich_markup_mode=None)
 verify_app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -35,7 +39,9 @@ def expand_aliases(args: Sequence[str]) -> list[str]:
     rest = list(args)
     while rest:
         word = rest.pop(0)
-        if word in _ONE_ARG and rest:
+        if word in _TAKES_VALUE and rest:
+            out += [word, rest.pop(0)]  # an option's value is never an alias
+        elif word in _ONE_ARG and rest:
             out += [_ONE_ARG[word], rest.pop(0)]
         elif word in _NO_ARG:
             out += _NO_ARG[word]
