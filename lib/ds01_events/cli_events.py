@@ -1,18 +1,17 @@
-"""ds01-events: the admins' query tool (a thin Typer shell over `runner`)."""
+"""ds01-events entry point: older command forms, a quick path for plain queries, then Typer.
+
+A plain query (only filter and output options) is parsed here and run at once: the
+Typer layer costs more to import and build than a bisected ``--since`` query takes,
+so it is loaded only for help, ``--guided``, ``types``, ``verify`` and errors.
+"""
 
 from __future__ import annotations
 
 import sys
-from typing import Annotated, TYPE_CHECKING
-
-import typer
+from collections.abc import Sequence
 
 from ds01_events import runner
-from ds01_events.help_text import CONCEPTS, INFO
 from ds01_events.reader import LogUnreadable
-
-if TYPE_CHECKING:
-    from collections.abc import Sequence
 
 ERROR_TYPES = ("*.denied", "*.reject", "*fail*", "*oom*")
 _ONE_ARG = {"user": "--user", "type": "--type", "container": "--container"}
@@ -23,14 +22,14 @@ _NO_ARG = {
     "json": ["--json"],
     "stats": ["--summary"],
 }
-
-_TAKES_VALUE = frozenset(
-    "--user -u --type -t --container -c --since --until --grep --limit -n --file".split()
-)
-
-query_app = typer.Typer(add_completion=False, rich_markup_mode=None)
-types_app = typer.Typer(add_completion=False, rich_markup_mode=None)
-verify_app = typer.Typer(add_completion=False, rich_markup_mode=None)
+_VALUE_FIELDS = {
+    "--user": "users", "-u": "users", "--type": "types", "-t": "types",
+    "--container": "containers", "-c": "containers", "--file": "files",
+    "--since": "since", "--until": "until", "--grep": "grep", "--limit": "limit", "-n": "limit",
+}
+_FLAG_FIELDS = {"--json": "json", "--summary": "summary", "--follow": "follow", "-f": "follow",
+                "--all": "all"}
+_REPEATED = frozenset({"users", "types", "containers", "files"})
 
 
 def expand_aliases(args: Sequence[str]) -> list[str]:
@@ -39,7 +38,7 @@ def expand_aliases(args: Sequence[str]) -> list[str]:
     rest = list(args)
     while rest:
         word = rest.pop(0)
-        if word in _TAKES_VALUE and rest:
+        if word in _VALUE_FIELDS and rest:
             out += [word, rest.pop(0)]  # an option's value is never an alias
         elif word in _ONE_ARG and rest:
             out += [_ONE_ARG[word], rest.pop(0)]
@@ -53,110 +52,63 @@ def expand_aliases(args: Sequence[str]) -> list[str]:
     return out
 
 
-def _fail(exc: Exception, code: int) -> None:
-    typer.echo(f"ds01-events: {exc}", err=True)
-    raise typer.Exit(code)
+def plain_request(args: Sequence[str]) -> runner.QueryRequest | None:
+    """The query ``args`` describe when they hold only filter/output options, else None."""
+    fields: dict[str, object] = {}
+    rest = list(args)
+    while rest:
+        word = rest.pop(0)
+        name, _, inline = word.partition("=") if word.startswith("--") else (word, "", "")
+        if name in _FLAG_FIELDS and not inline:
+            fields[_FLAG_FIELDS[name]] = True
+            continue
+        field = _VALUE_FIELDS.get(name)
+        if field is None or (not inline and not rest):
+            return None
+        value = inline or rest.pop(0)
+        if field in _REPEATED:
+            fields[field] = (*fields.get(field, ()), value)  # type: ignore[misc]
+        elif field == "limit":
+            if not value.isdigit():
+                return None
+            fields[field] = int(value)
+        else:
+            fields[field] = value
+    return runner.QueryRequest(**fields)  # type: ignore[arg-type]
 
 
-@query_app.command(
-    help="Query the ds01 audit trail. More: --info (reference), --concepts, --guided.",
-    epilog="Older forms: user U, type T, container C, today, errors, gpu, tail [N], json, "
-    "stats. Commands: types, verify.",
-)
-def query(
-    user: Annotated[list[str] | None, typer.Option("--user", "-u", metavar="USER", help="User (exact).")] = None,
-    type_: Annotated[
-        list[str] | None, typer.Option("--type", "-t", metavar="TYPE", help="Type prefix, or glob with *.")
-    ] = None,
-    container: Annotated[
-        list[str] | None, typer.Option("--container", "-c", metavar="NAME", help="Name or container_id prefix.")
-    ] = None,
-    since: Annotated[str | None, typer.Option(metavar="TIMESPEC", help="From TIMESPEC (e.g. '1 hour ago').")] = None,
-    until: Annotated[str | None, typer.Option(metavar="TIMESPEC", help="Before TIMESPEC.")] = None,
-    grep: Annotated[str | None, typer.Option(metavar="TEXT", help="Text in the raw line.")] = None,
-    json: Annotated[bool, typer.Option("--json", help="JSONL only on stdout.")] = False,
-    summary: Annotated[bool, typer.Option("--summary", help="Counts, not events.")] = False,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new.")] = False,
-    limit: Annotated[int, typer.Option("--limit", "-n", metavar="N", help="Show the last N.")] = 50,
-    all_: Annotated[bool, typer.Option("--all", help="Every match, not the last N.")] = False,
-    file: Annotated[
-        list[str] | None, typer.Option("--file", metavar="PATH", help="Log file (default $DS01_EVENTS_FILE).")
-    ] = None,
-    info: Annotated[bool, typer.Option("--info", help="Full reference.")] = False,
-    concepts: Annotated[bool, typer.Option("--concepts", help="What events are.")] = False,
-    guided: Annotated[bool, typer.Option("--guided", help="Ask, build, run.")] = False,
-) -> None:
-    """Filters are ANDed; a repeated filter is ORed."""
-    if info or concepts:
-        typer.echo(INFO if info else CONCEPTS)
-        return
-    if guided:
-        from ds01_events.guided import build_args  # noqa: PLC0415 - interactive only
-
-        args = build_args(input, typer.echo)
-        typer.echo("ds01-events " + " ".join(_quote(a) for a in args))
-        raise typer.Exit(main(args))
-    request = runner.QueryRequest(
-        files=tuple(file or ()),
-        users=tuple(user or ()),
-        types=tuple(type_ or ()),
-        containers=tuple(container or ()),
-        since=since,
-        until=until,
-        grep=grep,
-        json=json,
-        summary=summary,
-        follow=follow,
-        limit=limit,
-        all=all_,
-    )
+def _run_plain(request: runner.QueryRequest) -> int:
     try:
-        code = runner.run_query(request, runner.default_streams())
+        return runner.run_query(request, runner.default_streams())
     except runner.UserError as exc:
-        _fail(exc, exc.code)
+        sys.stderr.write(f"ds01-events: {exc}\n")
+        return exc.code
     except LogUnreadable as exc:
-        _fail(exc, runner.EXIT_PROBLEM)
+        sys.stderr.write(f"ds01-events: {exc}\n")
+        return runner.EXIT_PROBLEM
     except BrokenPipeError:
-        code = 0
+        return 0
     except KeyboardInterrupt:
-        code = 130
-    raise typer.Exit(code)
-
-
-def _quote(arg: str) -> str:
-    import shlex  # noqa: PLC0415 - only for --guided
-
-    return shlex.quote(arg)
-
-
-@types_app.command(help="List the event catalogue and each type's detail keys.")
-def types() -> None:
-    """Print the catalogue."""
-    raise typer.Exit(runner.run_types(runner.default_streams()))
-
-
-@verify_app.command(help="Check every line of every file; problems as file:line, exit 1.")
-def verify(
-    file: Annotated[list[str] | None, typer.Option("--file", metavar="PATH", help="Log file.")] = None,
-) -> None:
-    """Check the logs."""
-    try:
-        code = runner.run_verify(tuple(file or ()), runner.default_streams())
-    except (runner.UserError, LogUnreadable) as exc:
-        _fail(exc, runner.EXIT_PROBLEM)
-    raise typer.Exit(code)
+        return 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: dispatch ``types``/``verify``, expand older forms, run the query."""
     args = list(sys.argv[1:] if argv is None else argv)
-    apps = {"types": types_app, "verify": verify_app}
-    app = apps.get(args[0]) if args else None
-    if app is not None:
-        args = args[1:]
-    else:
-        app = query_app
+    command = args[0] if args and args[0] in {"types", "verify"} else None
+    if command is None:
         args = expand_aliases(args)
+        request = plain_request(args)
+        if request is not None:
+            return _run_plain(request)
+    else:
+        args = args[1:]
+    import typer  # noqa: PLC0415 - slow to import; only help, --guided, commands, errors
+
+    from ds01_events import cli_typer  # noqa: PLC0415 - same reason
+
+    apps = {"types": cli_typer.types_app, "verify": cli_typer.verify_app}
+    app = apps.get(command or "", cli_typer.query_app)
     try:
         # Without standalone mode click returns the exit code of typer.Exit.
         result = app(args=args, prog_name="ds01-events", standalone_mode=False)
@@ -166,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     except Exception as exc:  # click usage errors: one line, exit 2
         message = getattr(exc, "format_message", lambda: str(exc))()
-        typer.echo(f"ds01-events: {message} (see ds01-events --help)", err=True)
+        sys.stderr.write(f"ds01-events: {message} (see ds01-events --help)\n")
         return runner.EXIT_USAGE
     return result if isinstance(result, int) else 0
 
