@@ -119,7 +119,8 @@ def summary_text(summary: Summary, local: tzinfo | None) -> str:
         out.append(f"without a readable time: {summary.untimed}")
     for title, counts in (("by type", summary.by_type), ("by user", summary.by_user)):
         out.append(f"{title}:")
-        out.extend(f"  {n:>9}  {escape(k)}" for k, n in counts.most_common())
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        out.extend(f"  {n:>9}  {escape(k)}" for k, n in ranked)
     out.append("per day:")
     out.extend(f"  {n:>9}  {d.isoformat()}" for d, n in summary.per_day(local).items())
     return "\n".join(out)
