@@ -1,4 +1,4 @@
-"""Deterministic event corpora for the query benchmark and the exactness tests.
+r"""Deterministic event corpora for the query benchmark and the exactness tests.
 
 Stdlib only. ``variety`` mixes in what the reader must handle exactly: the legacy
 schema, ``\\u``-escaped values and keys, duplicate keys (the last one wins),
@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 USERS = [
     "alice", "bob", "carol", "dave", "erin", "józef", "田中", "248835", "1.10", "ann-marie",
@@ -22,7 +25,9 @@ TYPES = [
     "detection.host_gpu_process", "detection.unmanaged_container", "maintenance.cleanup",
     "monitoring.scrape_failure", "monitoring.dcgm_restart", "watcher.start",
 ]
-COMMANDS = ["python train.py --lr 0.1", 'bash -c "echo hi"', "jupyter lab", "C:\\temp\\x", "naïve ✓"]
+COMMANDS = [
+    "python train.py --lr 0.1", 'bash -c "echo hi"', "jupyter lab", "C:\\temp\\x", "naïve ✓",
+]
 START = datetime(2025, 11, 22, tzinfo=timezone.utc)
 
 
@@ -87,6 +92,7 @@ def _variant(rng: random.Random, event: dict[str, object]) -> str:
 
 def generate(
     count: int,
+    *,
     seed: int = 1,
     start: datetime = START,
     span: timedelta = timedelta(days=365),
@@ -109,5 +115,4 @@ def generate(
 def write(path: str, count: int, **options: object) -> None:
     """Write a corpus file (UTF-8, one line per event)."""
     with open(path, "w", encoding="utf-8") as out:  # noqa: PTH123 - plain stdlib script
-        for line in generate(count, **options):  # type: ignore[arg-type]
-            out.write(line + "\n")
+        out.writelines(line + "\n" for line in generate(count, **options))

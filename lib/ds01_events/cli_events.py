@@ -8,10 +8,13 @@ so it is loaded only for help, ``--guided``, ``types``, ``verify`` and errors.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ds01_events import runner
-from ds01_events.reader import LogUnreadable
+from ds01_events.reader import LogUnreadableError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 ERROR_TYPES = ("*.denied", "*.reject", "*fail*", "*oom*")
 _ONE_ARG = {"user": "--user", "type": "--type", "container": "--container"}
@@ -83,7 +86,7 @@ def _run_plain(request: runner.QueryRequest) -> int:
     except runner.UserError as exc:
         sys.stderr.write(f"ds01-events: {exc}\n")
         return exc.code
-    except LogUnreadable as exc:
+    except LogUnreadableError as exc:
         sys.stderr.write(f"ds01-events: {exc}\n")
         return runner.EXIT_PROBLEM
     except BrokenPipeError:
@@ -117,7 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     except Exception as exc:  # click usage errors: one line, exit 2
-        message = getattr(exc, "format_message", lambda: str(exc))()
+        formatter = getattr(exc, "format_message", None)
+        message = formatter() if callable(formatter) else str(exc)
         sys.stderr.write(f"ds01-events: {message} (see ds01-events --help)\n")
         return runner.EXIT_USAGE
     return result if isinstance(result, int) else 0

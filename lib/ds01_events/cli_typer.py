@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-from typing import Annotated, TYPE_CHECKING
+from typing import Annotated
 
 import typer
 
 from ds01_events import runner
 from ds01_events.help_text import CONCEPTS, INFO
-from ds01_events.reader import LogUnreadable
+from ds01_events.reader import LogUnreadableError
 
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-
+Many = list[str] | None
 query_app = typer.Typer(add_completion=False, rich_markup_mode=None)
 types_app = typer.Typer(add_completion=False, rich_markup_mode=None)
 verify_app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -29,15 +26,19 @@ def _fail(exc: Exception, code: int) -> None:
     epilog="Older forms: user U, type T, container C, today, errors, gpu, tail [N], json, "
     "stats. Commands: types, verify.",
 )
-def query(
-    user: Annotated[list[str] | None, typer.Option("--user", "-u", metavar="USER", help="User (exact).")] = None,
+def query(  # noqa: PLR0917 - Typer maps each parameter to one option
+    user: Annotated[
+        Many, typer.Option("--user", "-u", metavar="USER", help="User (exact).")
+    ] = None,
     type_: Annotated[
-        list[str] | None, typer.Option("--type", "-t", metavar="TYPE", help="Type prefix, or glob with *.")
+        Many, typer.Option("--type", "-t", metavar="TYPE", help="Type prefix, or glob with *.")
     ] = None,
     container: Annotated[
-        list[str] | None, typer.Option("--container", "-c", metavar="NAME", help="Name or container_id prefix.")
+        Many, typer.Option("--container", "-c", metavar="NAME", help="Name or container_id prefix.")
     ] = None,
-    since: Annotated[str | None, typer.Option(metavar="TIMESPEC", help="From TIMESPEC (e.g. '1 hour ago').")] = None,
+    since: Annotated[
+        str | None, typer.Option(metavar="TIMESPEC", help="From TIMESPEC (e.g. '1 hour ago').")
+    ] = None,
     until: Annotated[str | None, typer.Option(metavar="TIMESPEC", help="Before TIMESPEC.")] = None,
     grep: Annotated[str | None, typer.Option(metavar="TEXT", help="Text in the raw line.")] = None,
     json: Annotated[bool, typer.Option("--json", help="JSONL only on stdout.")] = False,
@@ -46,7 +47,7 @@ def query(
     limit: Annotated[int, typer.Option("--limit", "-n", metavar="N", help="Show the last N.")] = 50,
     all_: Annotated[bool, typer.Option("--all", help="Every match, not the last N.")] = False,
     file: Annotated[
-        list[str] | None, typer.Option("--file", metavar="PATH", help="Log file (default $DS01_EVENTS_FILE).")
+        Many, typer.Option("--file", metavar="PATH", help="Log file (default $DS01_EVENTS_FILE).")
     ] = None,
     info: Annotated[bool, typer.Option("--info", help="Full reference.")] = False,
     concepts: Annotated[bool, typer.Option("--concepts", help="What events are.")] = False,
@@ -82,7 +83,7 @@ def query(
         code = runner.run_query(request, runner.default_streams())
     except runner.UserError as exc:
         _fail(exc, exc.code)
-    except LogUnreadable as exc:
+    except LogUnreadableError as exc:
         _fail(exc, runner.EXIT_PROBLEM)
     except BrokenPipeError:
         code = 0
@@ -105,11 +106,11 @@ def types() -> None:
 
 @verify_app.command(help="Check every line of every file; problems as file:line, exit 1.")
 def verify(
-    file: Annotated[list[str] | None, typer.Option("--file", metavar="PATH", help="Log file.")] = None,
+    file: Annotated[Many, typer.Option("--file", metavar="PATH", help="Log file.")] = None,
 ) -> None:
     """Check the logs."""
     try:
         code = runner.run_verify(tuple(file or ()), runner.default_streams())
-    except (runner.UserError, LogUnreadable) as exc:
+    except (runner.UserError, LogUnreadableError) as exc:
         _fail(exc, runner.EXIT_PROBLEM)
     raise typer.Exit(code)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import time
-from typing import BinaryIO, TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
-from ds01_events.reader import LogUnreadable
+from ds01_events.reader import LogUnreadableError
 
 if TYPE_CHECKING:
-    from pathlib import Path
     from collections.abc import Callable, Iterator
+    from pathlib import Path
 
 
 class LiveLog:
@@ -35,7 +35,7 @@ class LiveLog:
             self._handle = None
             return
         except PermissionError as exc:
-            raise LogUnreadable(self.path, exc.strerror or "permission denied") from exc
+            raise LogUnreadableError(self.path, exc.strerror or "permission denied") from exc
         self._handle.seek(self._offset)
 
     def _read_rest(self) -> bytes:
@@ -47,7 +47,7 @@ class LiveLog:
     def _replaced(self) -> bool:
         assert self._handle is not None  # noqa: S101 - callers check
         try:
-            now = os.stat(self.path)
+            now = self.path.stat()
         except FileNotFoundError:
             return False  # renamed away, the new file not created yet: keep reading the old
         mine = os.fstat(self._handle.fileno())

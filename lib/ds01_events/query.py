@@ -74,7 +74,7 @@ def event_timestamp_text(obj: Obj) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def parse_event_time(value: object) -> datetime | None:
+def parse_event_time(value: object) -> datetime | None:  # noqa: PLR0911 - one exit per kind
     """An event's time as aware UTC; legacy zone-less times are taken as UTC.
 
     Numbers are epoch seconds. None when the value is not a time.
@@ -110,7 +110,7 @@ def type_matches(actual: str, wanted: str) -> bool:
     return actual.startswith(wanted)
 
 
-def matches(obj: Obj, filters: Filters, raw: bytes | None = None) -> bool:
+def matches(obj: Obj, filters: Filters, raw: bytes | None = None) -> bool:  # noqa: PLR0911
     """True when the decoded event passes every filter (``raw``: the line, for grep)."""
     if filters.grep is not None and (raw is None or filters.grep.encode() not in raw):
         return False
@@ -144,6 +144,7 @@ def _container_matches(obj: Obj, wanted: tuple[str, ...]) -> bool:
     return cid is not None and any(w and cid.startswith(w) for w in wanted)
 
 
+_FIRST_PRINTABLE = 0x20  # JSON must escape every byte below this
 _LITERAL = re.compile(r"[^*?\[\]]+")
 
 
@@ -156,7 +157,7 @@ def _literal_of(value: str) -> bytes:
 
 
 def needles(filters: Filters) -> tuple[bytes, ...] | None:
-    """Byte strings at least one of which every matching line contains; None: no such set.
+    r"""Byte strings at least one of which every matching line contains; None: no such set.
 
     A JSON string value either appears raw (its UTF-8 bytes) or holds an escape, so
     its line contains a backslash: a value needle is paired with ``b"\\\\"``. Values that
@@ -173,7 +174,7 @@ def needles(filters: Filters) -> tuple[bytes, ...] | None:
             literal = _literal_of(value)
             if not literal:
                 return None
-            if any(c < 0x20 or c in b'"\\' for c in literal):
+            if any(c < _FIRST_PRINTABLE or c in b'"\\' for c in literal):
                 continue
             found.add(literal)
         return tuple(sorted(found))

@@ -13,22 +13,23 @@ import gzip
 import json
 import os
 import re
-
-from ds01_events.query import parse_event_time
 from typing import TYPE_CHECKING
 
+from ds01_events.query import parse_event_time
+
 if TYPE_CHECKING:
-    from pathlib import Path
-    from datetime import datetime
     from collections.abc import Callable, Iterator
+    from datetime import datetime
+    from pathlib import Path
 
 CHUNK_BYTES = 8 << 20
+_CLOSE_ENOUGH = 4096  # stop bisecting: scanning this much is cheaper than a seek
 DEFAULT_GROUP = "adm"
 _DATED = re.compile(r"-(\d{8})(?:-(\d+))?(\.gz)?")
 _NUMBERED = re.compile(r"\.(\d+)(\.gz)?")
 
 
-class LogUnreadable(OSError):
+class LogUnreadableError(OSError):
     """A log file this user may not read; the message names the file and the group."""
 
     def __init__(self, path: Path, reason: str) -> None:
@@ -59,7 +60,7 @@ def log_files(live: Path) -> list[Path]:
     except FileNotFoundError:
         entries = []
     except PermissionError as exc:
-        raise LogUnreadable(live.parent, exc.strerror or "permission denied") from exc
+        raise LogUnreadableError(live.parent, exc.strerror or "permission denied") from exc
     prefix = live.name
     for entry in entries:
         if not entry.name.startswith(prefix) or entry.name == prefix:
@@ -82,12 +83,12 @@ def is_compressed(path: Path) -> bool:
 
 
 def check_readable(path: Path) -> None:
-    """Raise LogUnreadable (or FileNotFoundError) unless ``path`` can be opened."""
+    """Raise LogUnreadableError (or FileNotFoundError) unless ``path`` can be opened."""
     try:
         with path.open("rb"):
             pass
     except PermissionError as exc:
-        raise LogUnreadable(path, exc.strerror or "permission denied") from exc
+        raise LogUnreadableError(path, exc.strerror or "permission denied") from exc
 
 
 def iter_chunks(
@@ -99,9 +100,9 @@ def iter_chunks(
     caller decides). ``.gz`` files ignore ``start``/``end`` and stream.
     """
     try:
-        handle = gzip.open(path, "rb") if is_compressed(path) else path.open("rb")
+        handle = gzip.open(path, "rb") if is_compressed(path) else path.open("rb")  # noqa: SIM115
     except PermissionError as exc:
-        raise LogUnreadable(path, exc.strerror or "permission denied") from exc
+        raise LogUnreadableError(path, exc.strerror or "permission denied") from exc
     with handle:
         if not is_compressed(path) and start:
             handle.seek(start)
@@ -133,7 +134,7 @@ def lines_backwards(path: Path, end: int | None = None, block: int = 1 << 16) ->
     try:
         handle = path.open("rb")
     except PermissionError as exc:
-        raise LogUnreadable(path, exc.strerror or "permission denied") from exc
+        raise LogUnreadableError(path, exc.strerror or "permission denied") from exc
     with handle:
         position = handle.seek(0, os.SEEK_END) if end is None else end
         tail = b""
@@ -193,11 +194,11 @@ def bisect_offset(path: Path, when: datetime) -> int:
     try:
         handle = path.open("rb")
     except PermissionError as exc:
-        raise LogUnreadable(path, exc.strerror or "permission denied") from exc
+        raise LogUnreadableError(path, exc.strerror or "permission denied") from exc
     with handle:
         size = handle.seek(0, os.SEEK_END)
         lo, hi = 0, size
-        while hi - lo > 4096:
+        while hi - lo > _CLOSE_ENOUGH:
             mid = (lo + hi) // 2
             start, found = _time_at_or_after(handle, mid, size)
             if found is not None and found < when:

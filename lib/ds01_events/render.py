@@ -1,4 +1,4 @@
-"""What reaches the admin's terminal: escaped values, the event table, the summary.
+r"""What reaches the admin's terminal: escaped values, the event table, the summary.
 
 Every value taken from a line goes through `escape` first: control characters, ANSI
 escape sequences and bidi overrides are shown as ``\\xNN``/``\\uNNNN``, never executed.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, TextIO, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ds01_events.query import (
     Obj,
@@ -20,9 +20,10 @@ from ds01_events.query import (
 )
 
 if TYPE_CHECKING:
-    from ds01_events.summary import Summary
-    from datetime import datetime, tzinfo
     from collections.abc import Iterable, Mapping
+    from datetime import datetime, tzinfo
+
+    from ds01_events.summary import Summary
 
 # C0, DEL, C1, and the Unicode format characters that reorder or hide text.
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
@@ -31,12 +32,13 @@ _COLOURS = {
     "detection": "33", "maintenance": "35", "monitoring": "34",
     "watcher": "2", "ingest": "2",
 }
+_LATIN1_MAX = 0xFF
 _LEGACY_KEYS = ("ts", "event", "container")
 
 
 def _escape_char(match: re.Match[str]) -> str:
     code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return f"\\x{code:02x}" if code <= _LATIN1_MAX else f"\\u{code:04x}"
 
 
 def escape(value: object) -> str:

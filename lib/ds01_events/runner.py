@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
-from typing import BinaryIO, TextIO, TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from ds01_events import reader, render, search
 from ds01_events.catalogue import EVENT_TYPES

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -20,8 +20,8 @@ from ds01_events import reader
 from ds01_events.query import Filters, Obj, matches, needles
 
 if TYPE_CHECKING:
-    from pathlib import Path
     from collections.abc import Iterator, Sequence
+    from pathlib import Path
 
 DEFAULT_MARGIN = timedelta(minutes=10)
 _decode = msgspec.json.Decoder().decode

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone, tzinfo
 from operator import attrgetter, itemgetter
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -20,8 +20,8 @@ from ds01_events.query import Obj, event_type, event_user, parse_event_time
 from ds01_events.search import ScanStats, decode_event
 
 if TYPE_CHECKING:
-    from pathlib import Path
     from collections.abc import Iterable, Sequence
+    from pathlib import Path
 
 NO_USER = "(none)"
 NO_TYPE = "(none)"
@@ -37,8 +37,10 @@ class _Counted(msgspec.Struct):
     user: Any = None
 
 
-_lines_decoder = msgspec.json.Decoder(list[_Counted])
 _one_decoder = msgspec.json.Decoder(_Counted)
+_HOUR = 13  # len("2026-11-22T02")
+_MINUTE = 16  # len("2026-11-22T02:54")
+_BATCH = 65536
 _FIXED = 27  # len("2026-11-22T02:54:43.774116Z")
 
 
@@ -58,7 +60,7 @@ class Summary:
         """Events per local calendar day."""
         days: Counter[date] = Counter()
         for bucket, count in self.buckets.items():
-            start = datetime.fromisoformat(bucket if len(bucket) > 13 else bucket + ":00")
+            start = datetime.fromisoformat(bucket if len(bucket) > _HOUR else bucket + ":00")
             when = start.replace(tzinfo=timezone.utc).astimezone(local)
             days[when.date()] += count
         return dict(sorted(days.items()))
@@ -67,7 +69,7 @@ class Summary:
 def _bucket_width(local: tzinfo | None) -> int:
     offset = datetime.now(timezone.utc).astimezone(local).utcoffset()
     whole_hours = offset is None or offset.total_seconds() % 3600 == 0
-    return 13 if whole_hours else 16
+    return _HOUR if whole_hours else _MINUTE
 
 
 def _add_times(summary: Summary, stamps: Iterable[Any], width: int) -> None:
@@ -108,7 +110,7 @@ def summarize_events(events: Iterable[Obj], local: tzinfo | None = None) -> Summ
         summary.by_user[event_user(obj) or NO_USER] += 1
         stamp = obj.get("timestamp")
         stamps.append(stamp if stamp is not None else obj.get("ts"))
-        if len(stamps) >= 65536:
+        if len(stamps) >= _BATCH:
             _add_times(summary, stamps, width)
             stamps.clear()
     _add_times(summary, stamps, width)
@@ -118,7 +120,7 @@ def summarize_events(events: Iterable[Obj], local: tzinfo | None = None) -> Summ
 def _decode_chunk(chunk: bytes, path: Path, stats: ScanStats) -> list[_Counted]:
     lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
     try:
-        batch = _lines_decoder.decode_lines(chunk)
+        batch = _one_decoder.decode_lines(chunk)
         if len(batch) == lines:
             return batch
     except (msgspec.DecodeError, msgspec.ValidationError):

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from ds01_events import reader
 from ds01_events.envelope import MAX_LINE_BYTES
 from ds01_events.query import event_time, event_type
 from ds01_events.search import decode_event
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pathlib import Path
-    from datetime import datetime, timedelta
     from collections.abc import Iterator
+    from datetime import datetime, timedelta
+    from pathlib import Path
 
 _EVENT_TYPE = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_]+)+")
 
@@ -58,8 +58,9 @@ def check_file(
                 continue
             problem, when = line_problem(line)
             if problem is None and when is not None and latest is not None:
-                if when < latest - margin:
-                    problem = f"time {when.isoformat()} is before {latest.isoformat()} - margin"
+                behind = latest - when
+                if behind > margin:
+                    problem = f"time goes back {behind} (more than {margin})"
             if when is not None and (latest is None or when > latest):
                 latest = when
             yield number, problem, when

@@ -8,11 +8,14 @@ import shutil
 import subprocess
 import sys
 from datetime import timedelta
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from bench.corpus import START, generate
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.skipif(shutil.which("jq") is None, reason="jq is the reference")
 
@@ -103,7 +106,7 @@ CASES = [
      f'{TYPE} | type == "string" and (startswith("auth") or startswith("resource"))'),
     (["--container", "alice-job3._.1000"], CONTAINER.format(c="alice-job3._.1000")),
     (["--container", "0"], CONTAINER.format(c="0")),
-    (["--grep", "MIG-3"], '. != null'),
+    (["--grep", "MIG-3"], ". != null"),
     (["--since", f"@{_epoch(30)}"], f"{TIME} >= {_epoch(30)}"),
     (["--since", f"@{_epoch(36)}", "--until", f"@{_epoch(60)}"],
      f"{TIME} >= {_epoch(36)} and {TIME} < {_epoch(60)}"),

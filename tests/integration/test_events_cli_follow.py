@@ -7,9 +7,12 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ds01_events.follow import LiveLog
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def _line(n: int) -> str:
