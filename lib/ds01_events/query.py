@@ -150,7 +150,7 @@ _LITERAL = re.compile(r"[^*?\[\]]+")
 
 def _literal_of(value: str) -> bytes:
     """The longest piece of ``value`` that any matching line holds byte for byte."""
-    pieces = _LITERAL.findall(value) if any(c in value for c in "*?[") else [value]
+    pieces = _LITERAL.findall(value) if "*" in value else [value]
     if not pieces:
         return b""
     return max(pieces, key=len).encode()
@@ -166,7 +166,8 @@ def needles(filters: Filters) -> tuple[bytes, ...] | None:
     """
     if filters.grep:
         return (filters.grep.encode(),)
-    for group in (filters.users, filters.containers, filters.types):
+    # The quote marks bound a raw value: an exact user is b'"U"', a type prefix b'"T'.
+    for group, quote in ((filters.users, "both"), (filters.containers, ""), (filters.types, "open")):
         if not group:
             continue
         found = {b"\\"}
@@ -176,6 +177,8 @@ def needles(filters: Filters) -> tuple[bytes, ...] | None:
                 return None
             if any(c < _FIRST_PRINTABLE or c in b'"\\' for c in literal):
                 continue
+            if quote and "*" not in value:
+                literal = b'"' + literal + (b'"' if quote == "both" else b"")
             found.add(literal)
         return tuple(sorted(found))
     return None
