@@ -167,7 +167,8 @@ def needles(filters: Filters) -> tuple[bytes, ...] | None:
     if filters.grep:
         return (filters.grep.encode(),)
     # The quote marks bound a raw value: an exact user is b'"U"', a type prefix b'"T'.
-    for group, quote in ((filters.users, "both"), (filters.containers, ""), (filters.types, "open")):
+    groups = ((filters.users, "both"), (filters.containers, ""), (filters.types, "open"))
+    for group, quote in groups:
         if not group:
             continue
         found = {b"\\"}

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from ds01_events import reader
-from ds01_events.query import Filters, Obj, matches, needles
+from ds01_events.query import Filters, Obj, event_time, matches, needles
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -123,12 +123,14 @@ def last_matches(
     count: int,
     stats: ScanStats,
     live_end: int | None = None,
+    margin: timedelta = DEFAULT_MARGIN,
 ) -> list[Match]:
     """The last ``count`` matching events, oldest first, reading plain files from the end.
 
     ``live_end``: read the newest file only up to this offset (where --follow starts).
     """
     found: list[Match] = []
+    oldest = None if filters.since is None else filters.since - margin
     for path in reversed(files):
         end = live_end if path == files[-1] else None
         if len(found) >= count:
@@ -148,5 +150,14 @@ def last_matches(
                 found.append(Match(line.rstrip(b"\r"), event))
                 if len(found) >= count:
                     break
+            elif oldest is not None and _older(event, oldest):
+                # Time-ordered within the margin: nothing further back can match.
+                found.reverse()
+                return found
     found.reverse()
     return found
+
+
+def _older(event: Obj, bound: datetime) -> bool:
+    when = event_time(event)
+    return when is not None and when < bound

@@ -7,7 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 import pytest
@@ -65,10 +65,12 @@ def _normalise(data: bytes) -> list[str]:
 
 def _all_lines(logdir: Path) -> bytes:
     order = ["events.jsonl.1", "events.jsonl-20251124.gz", "events.jsonl-20251125-1764000000",
-             "events.jsonl"]
+             "events.jsonl-20251122-1", "events.jsonl"]
     data = b""
     for name in order:
         path = logdir / name
+        if not path.exists():
+            continue
         data += gzip.decompress(path.read_bytes()) if name.endswith(".gz") else path.read_bytes()
     return data
 
@@ -152,3 +154,36 @@ def test_malformed_lines_counted_on_stderr(logdir: Path) -> None:
     assert result.returncode == 0
     assert "skipped 3 malformed" in result.stderr.decode()
     assert b"broken" not in result.stdout
+
+
+def test_last_n_with_since_matches_tail_of_all(logdir: Path) -> None:
+    """The default view (last N, read from the end) is the tail of the full result."""
+    args = ["--since", f"@{_epoch(71.9)}", "--type", "gpu"]
+    everything = _ours(logdir, *args)
+    result = subprocess.run(
+        [sys.executable, "-m", "ds01_events.cli_events", "--file", str(logdir / "events.jsonl"),
+         "--json", "--limit", "400", *args],
+        capture_output=True, check=True, env=_env(),
+    )
+    assert len(everything) > 400
+    assert _normalise(result.stdout) == everything[-400:]
+
+
+def test_since_tolerates_disorder_across_rotation(tmp_path: Path) -> None:
+    """Lines a little out of order, even across the rotation boundary, are all found."""
+    base = START.timestamp()
+
+    def line(seconds: float, n: int) -> str:
+        stamp = datetime.fromtimestamp(base + seconds, tz=timezone.utc)
+        return json.dumps({"timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                           "event_type": "container.start", "user": "u", "details": {"n": n}})
+
+    # Every third line was written 60 s late; the rotated file ends after the live one starts.
+    rotated = [line(i * 10 - (60 if i % 3 == 0 else 0), i) for i in range(3000)]
+    rotated.append(line(30_030, 3000))
+    live = [line(30_000 + i * 10 - (60 if i % 3 == 0 else 0), 3001 + i) for i in range(3000)]
+    (tmp_path / "events.jsonl-20251122-1").write_text("\n".join(rotated) + "\n")
+    (tmp_path / "events.jsonl").write_text("\n".join(live) + "\n")
+    for since in (15_000, 30_020, 30_000 + 14_995):
+        expected = _jq(tmp_path, f"{TIME} >= {int(base) + since}")
+        assert _ours(tmp_path, "--since", f"@{int(base) + since}") == expected
