@@ -159,7 +159,7 @@ def run_query(request: QueryRequest, streams: Streams, now: datetime | None = No
         else:
             _write_table(list(matched), streams)
     else:
-        last = search.last_matches(files, filters, max(request.limit, 0), stats)
+        last = search.last_matches(files, filters, max(request.limit, 0), stats=stats)
         if request.json:
             _write_json((m.line for m in last), streams.out)
         else:
@@ -177,7 +177,9 @@ def _follow(
 ) -> int:
     live = files[-1]
     start = live.stat().st_size
-    last = search.last_matches(files, filters, max(request.limit, 0), stats, live_end=start)
+    last = search.last_matches(
+        files, filters, max(request.limit, 0), stats=stats, live_end=start
+    )
     colour = render.use_colour(streams.out, streams.environ)
     if request.json:
         _write_json((m.line for m in last), streams.out)

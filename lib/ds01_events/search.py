@@ -121,6 +121,7 @@ def last_matches(
     files: Sequence[Path],
     filters: Filters,
     count: int,
+    *,
     stats: ScanStats,
     live_end: int | None = None,
     margin: timedelta = DEFAULT_MARGIN,
