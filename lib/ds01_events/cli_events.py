@@ -36,7 +36,7 @@ _REPEATED = frozenset({"users", "types", "containers", "files"})
 
 
 def expand_aliases(args: Sequence[str]) -> list[str]:
-    """The older command forms (``user U``, ``tail 20``, ``errors``...) as options."""
+    """Rewrite the older command forms (``user U``, ``tail 20``, ``errors``...) as options."""
     out: list[str] = []
     rest = list(args)
     while rest:
@@ -56,7 +56,7 @@ def expand_aliases(args: Sequence[str]) -> list[str]:
 
 
 def plain_request(args: Sequence[str]) -> runner.QueryRequest | None:
-    """The query ``args`` describe when they hold only filter/output options, else None."""
+    """Build the query ``args`` describe if they hold only filter/output options, else None."""
     fields: dict[str, object] = {}
     rest = list(args)
     while rest:

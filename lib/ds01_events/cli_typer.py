@@ -53,7 +53,7 @@ def query(  # noqa: PLR0917 - Typer maps each parameter to one option
     concepts: Annotated[bool, typer.Option("--concepts", help="What events are.")] = False,
     guided: Annotated[bool, typer.Option("--guided", help="Ask, build, run.")] = False,
 ) -> None:
-    """Filters are ANDed; a repeated filter is ORed."""
+    """Run one query: filters are ANDed, a repeated filter is ORed."""
     if info or concepts:
         typer.echo(INFO if info else CONCEPTS)
         return

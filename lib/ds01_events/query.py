@@ -28,7 +28,7 @@ class Filters:
     grep: str | None = None
 
     def is_empty(self) -> bool:
-        """True when every event matches."""
+        """Tell whether every event matches."""
         return not (self.users or self.types or self.containers or self.grep) and (
             self.since is None and self.until is None
         )
@@ -43,7 +43,7 @@ def event_type(obj: Obj) -> str | None:
 
 
 def event_user(obj: Obj) -> str | None:
-    """The user name, only when it is text (a number is never a user name match)."""
+    """Return the user name, only when it is text (a number is never a user name match)."""
     value = obj.get("user")
     return value if isinstance(value, str) else None
 
@@ -67,7 +67,7 @@ def event_container_id(obj: Obj) -> str | None:
 
 
 def event_timestamp_text(obj: Obj) -> str | None:
-    """The raw ``timestamp`` (or legacy ``ts``) text."""
+    """Return the raw ``timestamp`` (or legacy ``ts``) text."""
     value = obj.get("timestamp")
     if not isinstance(value, str):
         value = obj.get("ts")
@@ -75,7 +75,7 @@ def event_timestamp_text(obj: Obj) -> str | None:
 
 
 def parse_event_time(value: object) -> datetime | None:  # noqa: PLR0911 - one exit per kind
-    """An event's time as aware UTC; legacy zone-less times are taken as UTC.
+    """Read an event's time as aware UTC; legacy zone-less times are taken as UTC.
 
     Numbers are epoch seconds. None when the value is not a time.
     """
@@ -98,20 +98,20 @@ def parse_event_time(value: object) -> datetime | None:  # noqa: PLR0911 - one e
 
 
 def event_time(obj: Obj) -> datetime | None:
-    """The event's time (``timestamp``, else ``ts``) as aware UTC, or None."""
+    """Return the event's time (``timestamp``, else ``ts``) as aware UTC, or None."""
     value = obj.get("timestamp")
     return parse_event_time(value if value is not None else obj.get("ts"))
 
 
 def type_matches(actual: str, wanted: str) -> bool:
-    """A glob when ``wanted`` holds ``*``, else a prefix (``gpu`` matches ``gpu.allocate``)."""
+    """Match as a glob when ``wanted`` holds ``*``, else as a prefix (``gpu``: ``gpu.x``)."""
     if "*" in wanted:
         return fnmatch.fnmatchcase(actual, wanted)
     return actual.startswith(wanted)
 
 
 def matches(obj: Obj, filters: Filters, raw: bytes | None = None) -> bool:  # noqa: PLR0911
-    """True when the decoded event passes every filter (``raw``: the line, for grep)."""
+    """Tell whether the decoded event passes every filter (``raw``: the line, for grep)."""
     if filters.grep is not None and (raw is None or filters.grep.encode() not in raw):
         return False
     if filters.users and event_user(obj) not in filters.users:
@@ -149,7 +149,7 @@ _LITERAL = re.compile(r"[^*?\[\]]+")
 
 
 def _literal_of(value: str) -> bytes:
-    """The longest piece of ``value`` that any matching line holds byte for byte."""
+    """Return the longest piece of ``value`` that any matching line holds byte for byte."""
     pieces = _LITERAL.findall(value) if "*" in value else [value]
     if not pieces:
         return b""

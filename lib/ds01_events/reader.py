@@ -78,7 +78,7 @@ def log_files(live: Path) -> list[Path]:
 
 
 def is_compressed(path: Path) -> bool:
-    """True for ``.gz`` files (read by streaming, never by seeking)."""
+    """Tell ``.gz`` files (read by streaming, never by seeking)."""
     return path.name.endswith(".gz")
 
 
@@ -130,7 +130,7 @@ def iter_chunks(
 
 
 def lines_backwards(path: Path, end: int | None = None, block: int = 1 << 16) -> Iterator[bytes]:
-    """The lines of a plain file before byte ``end`` from the last to the first."""
+    """Yield the lines of a plain file before byte ``end``, last first."""
     try:
         handle = path.open("rb")
     except PermissionError as exc:
@@ -151,7 +151,7 @@ def lines_backwards(path: Path, end: int | None = None, block: int = 1 << 16) ->
 
 
 def line_time(line: bytes) -> datetime | None:
-    """The time of one line, or None when it is not an event with a time."""
+    """Return the time of one line, or None when it is not an event with a time."""
     try:
         obj = json.loads(line)
     except ValueError:
@@ -163,7 +163,7 @@ def line_time(line: bytes) -> datetime | None:
 
 
 def _time_at_or_after(handle: object, offset: int, size: int) -> tuple[int, datetime | None]:
-    """The start of the first line beginning at or after ``offset`` with a time, and it."""
+    """Find the first line with a time starting at or after ``offset``: (start, time)."""
     read: Callable[[int], bytes] = handle.read  # type: ignore[attr-defined]
     seek: Callable[[int], int] = handle.seek  # type: ignore[attr-defined]
     position = offset
@@ -187,7 +187,7 @@ def _time_at_or_after(handle: object, offset: int, size: int) -> tuple[int, date
 
 
 def bisect_offset(path: Path, when: datetime) -> int:
-    """A line-start offset in a time-ordered plain file before which every line is < ``when``.
+    """Find a line-start offset in a time-ordered plain file before which every line is < ``when``.
 
     Lines without a time are stepped over. Costs O(log size) short reads.
     """
@@ -210,7 +210,7 @@ def bisect_offset(path: Path, when: datetime) -> int:
 
 
 def first_time(path: Path) -> datetime | None:
-    """The time of the first line that has one (reads only the start of the file)."""
+    """Return the time of the first line that has one (reads only the start of the file)."""
     for chunk in iter_chunks(path, size=1 << 16):
         for line in chunk.split(b"\n"):
             when = line_time(line)

@@ -73,7 +73,7 @@ def _value(value: Any) -> str:
 
 
 def local_time(obj: Obj, local: tzinfo | None) -> str:
-    """The event time as local wall-clock text, or the raw value when it is not a time."""
+    """Show the event time as local wall-clock text, or the raw value when it is not a time."""
     when = event_time(obj)
     if when is None:
         raw = obj.get("timestamp", obj.get("ts"))
@@ -82,7 +82,7 @@ def local_time(obj: Obj, local: tzinfo | None) -> str:
 
 
 def table(events: Iterable[Obj], *, colour: bool, local: tzinfo | None, width: int = 0) -> str:
-    """The events as an aligned table: time (local), type, user, container, details."""
+    """Lay the events out as an aligned table: time (local), type, user, container, details."""
     rows = [
         (
             local_time(obj, local),
@@ -111,7 +111,7 @@ def table(events: Iterable[Obj], *, colour: bool, local: tzinfo | None, width: i
 
 
 def summary_text(summary: Summary, local: tzinfo | None) -> str:
-    """The summary as a short report (names escaped)."""
+    """Write the summary as a short report (names escaped)."""
     out = [f"total: {summary.total}"]
     if summary.first is not None and summary.last is not None:
         first = summary.first.astimezone(local).strftime("%Y-%m-%d %H:%M:%S %Z")
@@ -129,5 +129,5 @@ def summary_text(summary: Summary, local: tzinfo | None) -> str:
 
 
 def format_time(when: datetime, local: tzinfo | None) -> str:
-    """A time for messages, in local time."""
+    """Format a time for messages, in local time."""
     return when.astimezone(local).strftime("%Y-%m-%d %H:%M:%S %Z")

@@ -66,12 +66,12 @@ class Streams:
 
 
 def default_streams() -> Streams:
-    """The process's own stdout, stderr and environment."""
+    """Return the process's own stdout, stderr and environment."""
     return Streams(sys.stdout, sys.stderr, os.environ)
 
 
 def build_filters(request: QueryRequest, now: datetime, local: tzinfo | None) -> Filters:
-    """Filters from the request; raise UserError (exit 2) on a bad TIMESPEC."""
+    """Build filters from the request; raise UserError (exit 2) on a bad TIMESPEC."""
     try:
         since = parse_timespec(request.since, now, local) if request.since else None
         until = parse_timespec(request.until, now, local) if request.until else None

@@ -49,7 +49,7 @@ class Match:
 
 
 def decode_event(line: bytes) -> Obj | None:
-    """The object a line holds, or None when it is not a JSON object."""
+    """Return the object a line holds, or None when it is not a JSON object."""
     try:
         value: Any = _decode(line)
     except (msgspec.DecodeError, UnicodeDecodeError):
@@ -58,7 +58,7 @@ def decode_event(line: bytes) -> Obj | None:
 
 
 def candidate_lines(chunk: bytes, wanted: Sequence[bytes] | None) -> Iterator[bytes]:
-    """The lines of ``chunk`` (in order) that hold one of ``wanted``; all when None."""
+    """Yield the lines of ``chunk`` (in order) that hold one of ``wanted``; all when None."""
     if wanted is None:
         yield from (line for line in chunk.split(b"\n") if line.strip())
         return
@@ -89,7 +89,7 @@ def _byte_range(path: Path, filters: Filters, margin: timedelta) -> tuple[int, i
 
 
 def _skip_file(files: Sequence[Path], index: int, filters: Filters, margin: timedelta) -> bool:
-    """True when a newer file starts before ``since``: every line here is older."""
+    """Tell whether a newer file starts before ``since``: every line here is older."""
     if filters.since is None or index + 1 >= len(files):
         return False
     first = reader.first_time(files[index + 1])
@@ -126,7 +126,7 @@ def last_matches(
     live_end: int | None = None,
     margin: timedelta = DEFAULT_MARGIN,
 ) -> list[Match]:
-    """The last ``count`` matching events, oldest first, reading plain files from the end.
+    """Return the last ``count`` matches, oldest first, reading plain files from the end.
 
     ``live_end``: read the newest file only up to this offset (where --follow starts).
     """

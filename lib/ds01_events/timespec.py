@@ -50,7 +50,7 @@ def _iso(text: str, local: tzinfo | None) -> datetime | None:
 
 
 def parse_timespec(spec: str, now: datetime, local: tzinfo | None = None) -> datetime:
-    """The UTC instant ``spec`` names; raise TimespecError (listing the forms) if none.
+    """Return the UTC instant ``spec`` names; raise TimespecError (listing the forms) if none.
 
     ``now`` must be aware. ``local`` is the zone for ``today`` and zone-less ISO times;
     None means the process's local zone (TZ).

@@ -19,7 +19,7 @@ _EVENT_TYPE = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_]+)+")
 
 
 def line_problem(line: bytes) -> tuple[str | None, datetime | None]:
-    """What is wrong with one line (None when nothing), and its time."""
+    """Say what is wrong with one line (None when nothing), and give its time."""
     if len(line) + 1 > MAX_LINE_BYTES:
         size_problem: str | None = f"line is {len(line) + 1} bytes, over {MAX_LINE_BYTES}"
     else:

@@ -25,7 +25,7 @@ SPAN = timedelta(days=6)
 
 @pytest.fixture(scope="module")
 def logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A live log with a .1, a dated .gz and a dated-epoch sibling, plus malformed lines."""
+    """Build a live log with a .1, a dated .gz and a dated-epoch sibling, plus malformed lines."""
     root = tmp_path_factory.mktemp("logs")
     lines = list(
         generate(COUNT, seed=7, span=SPAN, variety=True, disorder=timedelta(seconds=90))
