@@ -1,0 +1,76 @@
+"""The long help tiers of ds01-events: ``--info`` (reference) and ``--concepts``."""
+
+from __future__ import annotations
+
+from ds01_events.timespec import ACCEPTED_FORMS
+
+INFO = f"""ds01-events: query the ds01 audit trail (live log and rotated files, oldest first)
+
+FILES
+  DS01_EVENTS_FILE or --file PATH (repeatable; default /var/log/ds01/events.jsonl),
+  with its rotated siblings PATH-YYYYMMDD, PATH-YYYYMMDD-EPOCH, PATH.N, each also .gz.
+
+FILTERS (ANDed; a repeated filter is ORed)
+  --user U          exactly this user name
+  --type T          prefix (gpu: gpu.allocate, gpu.release); glob when T holds * (*.denied)
+  --container C     details.container or legacy container equal to C, or container_id prefix
+  --since TIMESPEC  at or after;  --until TIMESPEC  before
+  --grep TEXT       TEXT occurs in the raw line
+  TIMESPEC: {ACCEPTED_FORMS}
+
+OUTPUT
+  (default)  the last 50 matching events as a table, local time; --limit N, --all
+  --json     matching lines as JSONL, nothing else on stdout (pipe to jq)
+  --summary  total, time range, counts by type, by user, per local day
+  --follow   the last matches, then new ones as they arrive (survives rotation)
+  Lines that are not JSON objects are skipped and counted on stderr.
+
+COMMANDS
+  types      the event catalogue and each type's detail keys
+  verify     check every line of every file; problems as file:line, exit 1 if any
+  Older forms: user U, type T, container C, today, errors, gpu, tail [N], json, stats
+
+EXAMPLES
+  ds01-events --user alice --since yesterday
+  ds01-events --type gpu --since "2 days ago" --summary
+  ds01-events --type '*.denied' --type gpu.reject --all
+  ds01-events --container my-job._.1001 --json | jq .details
+  ds01-events --since 2026-11-01 --until 2026-12-01 --summary
+  ds01-events --follow --type container
+  ds01-events errors
+"""
+
+CONCEPTS = """What an event is
+  One JSON object per line in /var/log/ds01/events.jsonl, written by one process, the
+  ds01-watcher service. It records what happened on the server: containers created,
+  started and stopped (from the Docker event stream), GPUs and MIG slices held, GPU
+  processes started straight from the host, what the maintenance scripts did, and the
+  watcher's own starts, stops and any gap it could not observe.
+
+The envelope (schema_version "1")
+  timestamp   UTC, 6 fractional digits, Z (shown here in local time)
+  event_type  category.action, e.g. container.start, gpu.allocate, auth.denied
+  user        who it concerns; source: which program reported it
+  details     what else is known (container, container_id, gpu_devices, reason, ...)
+  host, id    for shipping to a central store and de-duplication
+  origin      who really sent it (uid, pid) - see below
+  Older lines use ts, event and a top-level container; they are read the same way.
+
+Where events come from
+  The watcher watches Docker and NVML itself; scripts send what Docker cannot see
+  (auth.denied, maintenance.*, gpu.reject) to its socket, and the watcher writes them.
+
+Rotation
+  logrotate renames the live file to events.jsonl-YYYYMMDD-EPOCH (later gzipped) and the
+  watcher creates a new one. ds01-events reads the rotated files too, oldest first, so
+  queries over last month keep working; --follow carries on across a rotation.
+
+Why origin can be trusted
+  origin is stamped by the watcher from the kernel's credentials of the sending socket
+  (SO_PASSCRED) or the owner of a spool file. A script cannot set it: an origin in what
+  a client sends is discarded. A user field can say anything; origin.uid cannot lie.
+
+Who may read
+  The log holds other users' command lines: it is 0640 root:adm by default. Join the
+  group (usermod -aG adm NAME) to read it.
+"""

@@ -1,0 +1,185 @@
+"""Query filters over decoded events (pure), and the byte needles that pre-select lines.
+
+An event is the dict a line decodes to (last duplicate key wins, as in jq). Both
+schemas are read: ``timestamp``/``event_type``/``details.container`` and the legacy
+``ts``/``event``/top-level ``container``. Filters are ANDed; repeats of one filter ORed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the admin asked for. Empty tuples and None mean "no constraint"."""
+
+    users: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+    containers: tuple[str, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    grep: str | None = None
+
+    def is_empty(self) -> bool:
+        """Tell whether every event matches."""
+        return not (self.users or self.types or self.containers or self.grep) and (
+            self.since is None and self.until is None
+        )
+
+
+def event_type(obj: Obj) -> str | None:
+    """``event_type``, or the legacy ``event``; None when neither is text."""
+    value = obj.get("event_type")
+    if not isinstance(value, str):
+        value = obj.get("event")
+    return value if isinstance(value, str) else None
+
+
+def event_user(obj: Obj) -> str | None:
+    """Return the user name, only when it is text (a number is never a user name match)."""
+    value = obj.get("user")
+    return value if isinstance(value, str) else None
+
+
+def event_container(obj: Obj) -> str | None:
+    """``details.container``, or the legacy top-level ``container``."""
+    details = obj.get("details")
+    if isinstance(details, dict) and isinstance(details.get("container"), str):
+        return str(details["container"])
+    value = obj.get("container")
+    return value if isinstance(value, str) else None
+
+
+def event_container_id(obj: Obj) -> str | None:
+    """``details.container_id`` (or a legacy top-level one) when it is text."""
+    details = obj.get("details")
+    value = details.get("container_id") if isinstance(details, dict) else None
+    if value is None:
+        value = obj.get("container_id")
+    return value if isinstance(value, str) else None
+
+
+def event_timestamp_text(obj: Obj) -> str | None:
+    """Return the raw ``timestamp`` (or legacy ``ts``) text."""
+    value = obj.get("timestamp")
+    if not isinstance(value, str):
+        value = obj.get("ts")
+    return value if isinstance(value, str) else None
+
+
+def parse_event_time(value: object) -> datetime | None:  # noqa: PLR0911 - one exit per kind
+    """Read an event's time as aware UTC; legacy zone-less times are taken as UTC.
+
+    Numbers are epoch seconds. None when the value is not a time.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        try:
+            return datetime.fromtimestamp(value, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc)
+
+
+def event_time(obj: Obj) -> datetime | None:
+    """Return the event's time (``timestamp``, else ``ts``) as aware UTC, or None."""
+    value = obj.get("timestamp")
+    return parse_event_time(value if value is not None else obj.get("ts"))
+
+
+def type_matches(actual: str, wanted: str) -> bool:
+    """Match as a glob when ``wanted`` holds ``*``, else as a prefix (``gpu``: ``gpu.x``)."""
+    if "*" in wanted:
+        return fnmatch.fnmatchcase(actual, wanted)
+    return actual.startswith(wanted)
+
+
+def matches(obj: Obj, filters: Filters, raw: bytes | None = None) -> bool:  # noqa: PLR0911
+    """Tell whether the decoded event passes every filter (``raw``: the line, for grep)."""
+    if filters.grep is not None and (raw is None or filters.grep.encode() not in raw):
+        return False
+    if filters.users and event_user(obj) not in filters.users:
+        return False
+    if filters.types:
+        kind = event_type(obj)
+        if kind is None or not any(type_matches(kind, t) for t in filters.types):
+            return False
+    if filters.containers and not _container_matches(obj, filters.containers):
+        return False
+    if filters.since is not None or filters.until is not None:
+        when = event_time(obj)
+        if when is None:
+            return False
+        if filters.since is not None and when < filters.since:
+            return False
+        if filters.until is not None and when >= filters.until:
+            return False
+    return True
+
+
+def _container_matches(obj: Obj, wanted: tuple[str, ...]) -> bool:
+    name = event_container(obj)
+    if name is not None and name in wanted:
+        return True
+    legacy = obj.get("container")
+    if isinstance(legacy, str) and legacy in wanted:
+        return True
+    cid = event_container_id(obj)
+    return cid is not None and any(w and cid.startswith(w) for w in wanted)
+
+
+_FIRST_PRINTABLE = 0x20  # JSON must escape every byte below this
+_LITERAL = re.compile(r"[^*?\[\]]+")
+
+
+def _literal_of(value: str) -> bytes:
+    """Return the longest piece of ``value`` that any matching line holds byte for byte."""
+    pieces = _LITERAL.findall(value) if "*" in value else [value]
+    if not pieces:
+        return b""
+    return max(pieces, key=len).encode()
+
+
+def needles(filters: Filters) -> tuple[bytes, ...] | None:
+    r"""Byte strings at least one of which every matching line contains; None: no such set.
+
+    A JSON string value either appears raw (its UTF-8 bytes) or holds an escape, so
+    its line contains a backslash: a value needle is paired with ``b"\\\\"``. Values that
+    JSON must escape (quote, backslash, control characters) only get the backslash.
+    ``--grep`` is a raw substring, so it is its own exact needle and preferred.
+    """
+    if filters.grep:
+        return (filters.grep.encode(),)
+    # The quote marks bound a raw value: an exact user is b'"U"', a type prefix b'"T'.
+    groups = ((filters.users, "both"), (filters.containers, ""), (filters.types, "open"))
+    for group, quote in groups:
+        if not group:
+            continue
+        found = {b"\\"}
+        for value in group:
+            literal = _literal_of(value)
+            if not literal:
+                return None
+            if any(c < _FIRST_PRINTABLE or c in b'"\\' for c in literal):
+                continue
+            if quote and "*" not in value:
+                literal = b'"' + literal + (b'"' if quote == "both" else b"")
+            found.add(literal)
+        return tuple(sorted(found))
+    return None

@@ -1,0 +1,220 @@
+"""Reading the live log and its rotated siblings as bytes: whole lines, oldest first.
+
+Siblings of ``events.jsonl`` are ``events.jsonl-YYYYMMDD``, ``events.jsonl-YYYYMMDD-EPOCH``
+(our logrotate ``dateformat``), ``events.jsonl.N`` (``.1`` newest), each optionally
+``.gz``. Nothing here decodes JSON except `line_time`, used to bisect a time-ordered
+file. Memory is bounded by the chunk size, whatever the file size.
+"""
+
+from __future__ import annotations
+
+import grp
+import gzip
+import json
+import os
+import re
+from typing import TYPE_CHECKING
+
+from ds01_events.query import parse_event_time
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from datetime import datetime
+    from pathlib import Path
+
+CHUNK_BYTES = 8 << 20
+_CLOSE_ENOUGH = 4096  # stop bisecting: scanning this much is cheaper than a seek
+DEFAULT_GROUP = "adm"
+_DATED = re.compile(r"-(\d{8})(?:-(\d+))?(\.gz)?")
+_NUMBERED = re.compile(r"\.(\d+)(\.gz)?")
+
+
+class LogUnreadableError(OSError):
+    """A log file this user may not read; the message names the file and the group."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(
+            f"cannot read {path}: {reason}; ask an admin to add you to group "
+            f"{_group_of(path)!r} (sudo usermod -aG {_group_of(path)} $USER), then log in again"
+        )
+        self.path = path
+
+
+def _group_of(path: Path) -> str:
+    try:
+        return grp.getgrgid(path.stat().st_gid).gr_name
+    except (OSError, KeyError):
+        return os.environ.get("DS01_EVENTS_GROUP", DEFAULT_GROUP)
+
+
+def log_files(live: Path) -> list[Path]:
+    """``live``'s rotated siblings oldest first, then ``live`` itself if it exists.
+
+    Numbered names (``.N``: higher is older) count as older than dated names, which sort
+    by date then epoch.
+    """
+    numbered: list[tuple[int, Path]] = []
+    dated: list[tuple[str, int, Path]] = []
+    try:
+        entries = list(live.parent.iterdir())
+    except FileNotFoundError:
+        entries = []
+    except PermissionError as exc:
+        raise LogUnreadableError(live.parent, exc.strerror or "permission denied") from exc
+    prefix = live.name
+    for entry in entries:
+        if not entry.name.startswith(prefix) or entry.name == prefix:
+            continue
+        rest = entry.name[len(prefix):]
+        if match := _DATED.fullmatch(rest):
+            dated.append((match.group(1), int(match.group(2) or 0), entry))
+        elif match := _NUMBERED.fullmatch(rest):
+            numbered.append((int(match.group(1)), entry))
+    ordered = [p for _, p in sorted(numbered, reverse=True)]
+    ordered += [p for _, _, p in sorted(dated)]
+    if live.exists() or not ordered:
+        ordered.append(live)
+    return ordered
+
+
+def is_compressed(path: Path) -> bool:
+    """Tell ``.gz`` files (read by streaming, never by seeking)."""
+    return path.name.endswith(".gz")
+
+
+def check_readable(path: Path) -> None:
+    """Raise LogUnreadableError (or FileNotFoundError) unless ``path`` can be opened."""
+    try:
+        with path.open("rb"):
+            pass
+    except PermissionError as exc:
+        raise LogUnreadableError(path, exc.strerror or "permission denied") from exc
+
+
+def iter_chunks(
+    path: Path, start: int = 0, end: int | None = None, size: int = CHUNK_BYTES
+) -> Iterator[bytes]:
+    """Blocks of whole lines of ``path`` from byte ``start`` to ``end`` (plain files).
+
+    A final line without a newline is yielded too (a writer may be mid-append; the
+    caller decides). ``.gz`` files ignore ``start``/``end`` and stream.
+    """
+    try:
+        handle = gzip.open(path, "rb") if is_compressed(path) else path.open("rb")  # noqa: SIM115
+    except PermissionError as exc:
+        raise LogUnreadableError(path, exc.strerror or "permission denied") from exc
+    with handle:
+        if not is_compressed(path) and start:
+            handle.seek(start)
+        left = None if end is None or is_compressed(path) else end - start
+        carry = b""
+        while True:
+            want = size if left is None else min(size, left)
+            block = handle.read(want) if want > 0 else b""
+            if left is not None:
+                left -= len(block)
+                if left <= 0 and not block.endswith(b"\n"):
+                    # Finish the line the end offset falls in, never cut it.
+                    block += handle.readline()
+                    left = 0
+            if not block:
+                if carry:
+                    yield carry
+                return
+            cut = block.rfind(b"\n")
+            if cut < 0:
+                carry += block
+                continue
+            yield carry + block[: cut + 1]
+            carry = block[cut + 1:]
+
+
+def lines_backwards(path: Path, end: int | None = None, block: int = 1 << 16) -> Iterator[bytes]:
+    """Yield the lines of a plain file before byte ``end``, last first."""
+    try:
+        handle = path.open("rb")
+    except PermissionError as exc:
+        raise LogUnreadableError(path, exc.strerror or "permission denied") from exc
+    with handle:
+        position = handle.seek(0, os.SEEK_END) if end is None else end
+        tail = b""
+        while position > 0:
+            step = min(block, position)
+            position -= step
+            handle.seek(position)
+            data = handle.read(step) + tail
+            parts = data.split(b"\n")
+            tail = parts[0]
+            yield from (p for p in reversed(parts[1:]) if p)
+        if tail:
+            yield tail
+
+
+def line_time(line: bytes) -> datetime | None:
+    """Return the time of one line, or None when it is not an event with a time."""
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    value = obj.get("timestamp")
+    return parse_event_time(value if value is not None else obj.get("ts"))
+
+
+def _time_at_or_after(handle: object, offset: int, size: int) -> tuple[int, datetime | None]:
+    """Find the first line with a time starting at or after ``offset``: (start, time)."""
+    read: Callable[[int], bytes] = handle.read  # type: ignore[attr-defined]
+    seek: Callable[[int], int] = handle.seek  # type: ignore[attr-defined]
+    position = offset
+    if position > 0:
+        seek(position - 1)
+        data = b""
+        while b"\n" not in data:
+            more = read(8192)
+            if not more:
+                return size, None
+            data += more
+        position = position - 1 + data.index(b"\n") + 1
+    while position < size:
+        seek(position)
+        line = read(4096).split(b"\n", 1)[0]
+        when = line_time(line)
+        if when is not None:
+            return position, when
+        position += len(line) + 1
+    return size, None
+
+
+def bisect_offset(path: Path, when: datetime) -> int:
+    """Find a line-start offset in a time-ordered plain file before which every line is < ``when``.
+
+    Lines without a time are stepped over. Costs O(log size) short reads.
+    """
+    try:
+        handle = path.open("rb")
+    except PermissionError as exc:
+        raise LogUnreadableError(path, exc.strerror or "permission denied") from exc
+    with handle:
+        size = handle.seek(0, os.SEEK_END)
+        lo, hi = 0, size
+        while hi - lo > _CLOSE_ENOUGH:
+            mid = (lo + hi) // 2
+            start, found = _time_at_or_after(handle, mid, size)
+            if found is not None and found < when:
+                lo = start
+            else:
+                hi = mid
+        # lo is a line start (0 or a found line start).
+        return lo
+
+
+def first_time(path: Path) -> datetime | None:
+    """Return the time of the first line that has one (reads only the start of the file)."""
+    for chunk in iter_chunks(path, size=1 << 16):
+        for line in chunk.split(b"\n"):
+            when = line_time(line)
+            if when is not None:
+                return when
+        return None
+    return None

@@ -1,0 +1,235 @@
+"""What each ds01-events command does, given plain settings and the streams to write to.
+
+The Typer layer (`cli_events`) only parses arguments into a `QueryRequest`; everything
+here is callable from tests with in-memory streams.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone, tzinfo
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, TextIO
+
+from ds01_events import reader, render, search
+from ds01_events.catalogue import EVENT_TYPES
+from ds01_events.follow import follow_lines
+from ds01_events.query import Filters, event_time, matches
+from ds01_events.summary import summarize_events, summarize_files
+from ds01_events.timespec import TimespecError, parse_timespec
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+DEFAULT_FILE = "/var/log/ds01/events.jsonl"
+EXIT_PROBLEM = 1
+EXIT_USAGE = 2
+
+
+class UserError(Exception):
+    """A problem the admin can fix; the message is one line saying how. ``code``: exit."""
+
+    def __init__(self, message: str, code: int = EXIT_PROBLEM) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class QueryRequest:
+    """One query as the admin gave it (times still as TIMESPEC text)."""
+
+    files: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+    containers: tuple[str, ...] = ()
+    since: str | None = None
+    until: str | None = None
+    grep: str | None = None
+    json: bool = False
+    summary: bool = False
+    follow: bool = False
+    limit: int = 50
+    all: bool = False
+
+
+@dataclass(frozen=True)
+class Streams:
+    """Where output goes, and the environment that shapes it."""
+
+    out: TextIO
+    err: TextIO
+    environ: Mapping[str, str]
+    local: tzinfo | None = None
+
+
+def default_streams() -> Streams:
+    """Return the process's own stdout, stderr and environment."""
+    return Streams(sys.stdout, sys.stderr, os.environ)
+
+
+def build_filters(request: QueryRequest, now: datetime, local: tzinfo | None) -> Filters:
+    """Build filters from the request; raise UserError (exit 2) on a bad TIMESPEC."""
+    try:
+        since = parse_timespec(request.since, now, local) if request.since else None
+        until = parse_timespec(request.until, now, local) if request.until else None
+    except TimespecError as exc:
+        raise UserError(str(exc), EXIT_USAGE) from exc
+    return Filters(
+        users=request.users,
+        types=request.types,
+        containers=request.containers,
+        since=since,
+        until=until,
+        grep=request.grep or None,
+    )
+
+
+def resolve_files(given: Sequence[str], environ: Mapping[str, str]) -> list[Path]:
+    """Every file to read, oldest first; raise UserError when none is there or readable."""
+    lives = [Path(p) for p in given] or [Path(environ.get("DS01_EVENTS_FILE") or DEFAULT_FILE)]
+    files: list[Path] = []
+    for live in lives:
+        files.extend(reader.log_files(live))
+    present = [p for p in files if p.exists()]
+    if not present:
+        names = ", ".join(str(p) for p in lives)
+        raise UserError(f"no event log at {names}: set DS01_EVENTS_FILE or pass --file PATH")
+    for path in present:
+        reader.check_readable(path)
+    return present
+
+
+def _report(stats: search.ScanStats, err: TextIO) -> None:
+    if stats.malformed:
+        where = ", ".join(f"{Path(p).name}: {n}" for p, n in stats.where.items())
+        err.write(
+            f"ds01-events: skipped {stats.malformed} malformed line(s) ({where});"
+            " run 'ds01-events verify' to see them as file:line\n"
+        )
+
+
+def _binary(out: TextIO) -> BinaryIO | None:
+    return getattr(out, "buffer", None)
+
+
+def _write_json(lines: Iterable[bytes], out: TextIO) -> None:
+    binary = _binary(out)
+    for line in lines:
+        if binary is not None:
+            binary.write(line + b"\n")
+        else:
+            out.write(line.decode("utf-8", "replace") + "\n")
+    out.flush()
+
+
+def _write_table(events: list[search.Match], streams: Streams) -> None:
+    colour = render.use_colour(streams.out, streams.environ)
+    width = shutil.get_terminal_size().columns if colour else 0
+    if events:
+        objs = [m.event for m in events]
+        streams.out.write(render.table(objs, colour=colour, local=streams.local, width=width))
+        streams.out.write("\n")
+    else:
+        streams.err.write("ds01-events: no matching events\n")
+    streams.out.flush()
+
+
+def run_query(request: QueryRequest, streams: Streams, now: datetime | None = None) -> int:
+    """Run one query; the exit status. Raises UserError for what the admin must fix."""
+    now = now or datetime.now(timezone.utc)
+    filters = build_filters(request, now, streams.local)
+    files = resolve_files(request.files, streams.environ)
+    stats = search.ScanStats()
+    if request.summary:
+        if filters.is_empty():
+            result = summarize_files(files, stats, streams.local)
+        else:
+            events = (m.event for m in search.iter_matches(files, filters, stats))
+            result = summarize_events(events, streams.local)
+        streams.out.write(render.summary_text(result, streams.local) + "\n")
+    elif request.follow:
+        return _follow(files, filters, request, streams, stats)
+    elif request.all:
+        matched = search.iter_matches(files, filters, stats)
+        if request.json:
+            _write_json((m.line for m in matched), streams.out)
+        else:
+            _write_table(list(matched), streams)
+    else:
+        last = search.last_matches(files, filters, max(request.limit, 0), stats=stats)
+        if request.json:
+            _write_json((m.line for m in last), streams.out)
+        else:
+            _write_table(last, streams)
+    _report(stats, streams.err)
+    return 0
+
+
+def _follow(
+    files: list[Path],
+    filters: Filters,
+    request: QueryRequest,
+    streams: Streams,
+    stats: search.ScanStats,
+) -> int:
+    live = files[-1]
+    start = live.stat().st_size
+    last = search.last_matches(
+        files, filters, max(request.limit, 0), stats=stats, live_end=start
+    )
+    colour = render.use_colour(streams.out, streams.environ)
+    if request.json:
+        _write_json((m.line for m in last), streams.out)
+    elif last:
+        _write_table(last, streams)
+    _report(stats, streams.err)
+    for batch in follow_lines(live, start):
+        found: list[search.Match] = []
+        for line in batch:
+            event = search.decode_event(line)
+            if event is None:
+                streams.err.write("ds01-events: skipped a malformed line\n")
+            elif matches(event, filters, line):
+                found.append(search.Match(line, event))
+        if request.json:
+            _write_json((m.line for m in found), streams.out)
+        elif found:
+            text = render.table([m.event for m in found], colour=colour, local=streams.local)
+            streams.out.write("\n".join(text.split("\n")[1:]) + "\n")
+            streams.out.flush()
+    return 0
+
+
+def run_types(streams: Streams) -> int:
+    """Print the catalogue: each type, what it means, its detail keys."""
+    for name, entry in sorted(EVENT_TYPES.items()):
+        streams.out.write(f"{name}\n    {entry.description}\n")
+        if entry.details:
+            streams.out.write(f"    details: {', '.join(entry.details)}\n")
+    return 0
+
+
+def run_verify(
+    given: Sequence[str], streams: Streams, margin: timedelta = search.DEFAULT_MARGIN
+) -> int:
+    """Check every line of every file; print problems as file:line; 1 if any."""
+    from ds01_events.verify import check_file  # noqa: PLC0415 - only this command needs it
+
+    problems = 0
+    files = resolve_files(given, streams.environ)
+    previous: datetime | None = None
+    for path in files:
+        for number, problem, when in check_file(path, previous, margin):
+            if problem:
+                problems += 1
+                streams.out.write(f"{path}:{number}: {render.escape(problem)}\n")
+            previous = max(previous, when) if previous and when else (when or previous)
+    total = f"{problems} problem(s) in {len(files)} file(s)"
+    streams.err.write(f"ds01-events verify: {total}\n")
+    return EXIT_PROBLEM if problems else 0
+
+
+__all__ = ["QueryRequest", "Streams", "UserError", "event_time", "run_query"]

@@ -1,0 +1,164 @@
+"""The query engine: matching events from the log files, exact and without reading more than needed.
+
+Exactness: a line is returned only after it is decoded in full (msgspec, last duplicate
+key wins, like jq) and passes `query.matches`. The shortcuts only skip lines that
+cannot match: byte needles (`query.needles`) and, for ``--since``/``--until`` on a
+plain file, bisection on byte offsets widened by ``margin`` for lines slightly out
+of time order near rotation boundaries.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from ds01_events import reader
+from ds01_events.query import Filters, Obj, event_time, matches, needles
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from pathlib import Path
+
+DEFAULT_MARGIN = timedelta(minutes=10)
+_decode = msgspec.json.Decoder().decode
+
+
+@dataclass
+class ScanStats:
+    """What a query met on the way: lines it could not decode, by file."""
+
+    malformed: int = 0
+    where: dict[str, int] = field(default_factory=dict)
+
+    def note_malformed(self, path: Path) -> None:
+        """Count one undecodable line in ``path``."""
+        self.malformed += 1
+        self.where[str(path)] = self.where.get(str(path), 0) + 1
+
+
+@dataclass(frozen=True)
+class Match:
+    """One matching line (no newline) and what it decodes to."""
+
+    line: bytes
+    event: Obj
+
+
+def decode_event(line: bytes) -> Obj | None:
+    """Return the object a line holds, or None when it is not a JSON object."""
+    try:
+        value: Any = _decode(line)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def candidate_lines(chunk: bytes, wanted: Sequence[bytes] | None) -> Iterator[bytes]:
+    """Yield the lines of ``chunk`` (in order) that hold one of ``wanted``; all when None."""
+    if wanted is None:
+        yield from (line for line in chunk.split(b"\n") if line.strip())
+        return
+    starts: set[int] = set()
+    for needle in wanted:
+        position = chunk.find(needle)
+        while position >= 0:
+            start = chunk.rfind(b"\n", 0, position) + 1
+            starts.add(start)
+            end = chunk.find(b"\n", position)
+            if end < 0:
+                break
+            position = chunk.find(needle, end + 1)
+    for start in sorted(starts):
+        end = chunk.find(b"\n", start)
+        yield chunk[start:] if end < 0 else chunk[start:end]
+
+
+def _byte_range(path: Path, filters: Filters, margin: timedelta) -> tuple[int, int | None]:
+    if reader.is_compressed(path):
+        return 0, None
+    start = 0 if filters.since is None else reader.bisect_offset(path, filters.since - margin)
+    end = None
+    if filters.until is not None:
+        # bisect_offset leaves at most a few KiB of lines below the bound unread.
+        end = reader.bisect_offset(path, filters.until + margin) + 8192
+    return start, end
+
+
+def _skip_file(files: Sequence[Path], index: int, filters: Filters, margin: timedelta) -> bool:
+    """Tell whether a newer file starts before ``since``: every line here is older."""
+    if filters.since is None or index + 1 >= len(files):
+        return False
+    first = reader.first_time(files[index + 1])
+    return first is not None and first < filters.since - margin
+
+
+def iter_matches(
+    files: Sequence[Path],
+    filters: Filters,
+    stats: ScanStats,
+    margin: timedelta = DEFAULT_MARGIN,
+) -> Iterator[Match]:
+    """Every matching event in ``files`` (oldest first), in file order."""
+    wanted = needles(filters)
+    for index, path in enumerate(files):
+        if _skip_file(files, index, filters, margin):
+            continue
+        start, end = _byte_range(path, filters, margin)
+        for chunk in reader.iter_chunks(path, start, end):
+            for line in candidate_lines(chunk, wanted):
+                event = decode_event(line)
+                if event is None:
+                    stats.note_malformed(path)
+                elif matches(event, filters, line):
+                    yield Match(line.rstrip(b"\r"), event)
+
+
+def last_matches(
+    files: Sequence[Path],
+    filters: Filters,
+    count: int,
+    *,
+    stats: ScanStats,
+    live_end: int | None = None,
+    margin: timedelta = DEFAULT_MARGIN,
+) -> list[Match]:
+    """Return the last ``count`` matches, oldest first, reading plain files from the end.
+
+    ``live_end``: read the newest file only up to this offset (where --follow starts).
+    """
+    found: list[Match] = []
+    oldest = None if filters.since is None else filters.since - margin
+    for path in reversed(files):
+        end = live_end if path == files[-1] else None
+        if len(found) >= count:
+            break
+        if reader.is_compressed(path):
+            window: deque[Match] = deque(maxlen=count - len(found))
+            window.extend(iter_matches([path], filters, stats))
+            found.extend(reversed(window))
+            continue
+        for line in reader.lines_backwards(path, end):
+            if not line.strip():
+                continue
+            event = decode_event(line)
+            if event is None:
+                stats.note_malformed(path)
+            elif matches(event, filters, line):
+                found.append(Match(line.rstrip(b"\r"), event))
+                if len(found) >= count:
+                    break
+            elif oldest is not None and _older(event, oldest):
+                # Time-ordered within the margin: nothing further back can match.
+                found.reverse()
+                return found
+    found.reverse()
+    return found
+
+
+def _older(event: Obj, bound: datetime) -> bool:
+    when = event_time(event)
+    return when is not None and when < bound

@@ -1,0 +1,70 @@
+"""Pure query filters, and the byte needles that must never drop a matching line."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ds01_events.query import Filters, matches, needles
+from ds01_events.search import candidate_lines
+
+NEW = {
+    "timestamp": "2026-11-22T02:54:43.774116Z",
+    "event_type": "gpu.allocate",
+    "user": "alice",
+    "details": {"container": "job._.1001", "container_id": "abcdef0123"},
+}
+LEGACY = {"ts": "2026-11-22T02:54:43Z", "event": "auth.denied", "user": "bob", "container": "old"}
+
+
+def test_type_prefix_and_glob() -> None:
+    """--type is a prefix, or a glob when it holds *; repeats are ORed."""
+    assert matches(NEW, Filters(types=("gpu",)))
+    assert not matches(NEW, Filters(types=("gpu.release",)))
+    assert matches(LEGACY, Filters(types=("*.denied",)))
+    assert matches(LEGACY, Filters(types=("gpu", "auth")))
+
+
+def test_container_forms() -> None:
+    """--container matches details.container, the legacy container, or a container_id prefix."""
+    assert matches(NEW, Filters(containers=("job._.1001",)))
+    assert matches(NEW, Filters(containers=("abcdef",)))
+    assert not matches(NEW, Filters(containers=("job",)))
+    assert matches(LEGACY, Filters(containers=("old",)))
+
+
+def test_time_bounds_since_inclusive_until_exclusive() -> None:
+    """--since includes its instant and --until excludes it, for both schemas."""
+    at = datetime(2026, 11, 22, 2, 54, 43, tzinfo=timezone.utc)
+    assert matches(LEGACY, Filters(since=at))
+    assert not matches(LEGACY, Filters(until=at))
+    assert matches(NEW, Filters(since=at, until=datetime(2026, 11, 23, tzinfo=timezone.utc)))
+
+
+def test_numeric_user_is_not_a_name() -> None:
+    """A user stored as a JSON number never equals the text of that number (as in jq)."""
+    assert not matches({**NEW, "user": 1001}, Filters(users=("1001",)))
+
+
+@given(
+    user=st.text(min_size=1, max_size=12),
+    ascii_only=st.booleans(),
+    noise=st.lists(st.text(max_size=8), max_size=3),
+)
+def test_needles_never_drop_a_match(user: str, ascii_only: bool, noise: list[str]) -> None:
+    """Whatever the user name and its JSON escaping, its line is among the candidates."""
+    event = {**NEW, "user": user}
+    others = [json.dumps({**NEW, "user": n}, ensure_ascii=True) for n in noise]
+    line = json.dumps(event, ensure_ascii=ascii_only)
+    chunk = "\n".join([*others, line, *others]).encode() + b"\n"
+    filters = Filters(users=(user,))
+    assert line.encode() in list(candidate_lines(chunk, needles(filters)))
+
+
+def test_grep_needle_is_exact() -> None:
+    """--grep pre-selects only lines that hold the text byte for byte."""
+    chunk = b'{"a":"x"}\n{"a":"needle"}\n{"a":"y"}\n'
+    assert list(candidate_lines(chunk, needles(Filters(grep="needle")))) == [b'{"a":"needle"}']
