@@ -16,17 +16,41 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 USERS = [
-    "alice", "bob", "carol", "dave", "erin", "józef", "田中", "248835", "1.10", "ann-marie",
+    "alice",
+    "bob",
+    "carol",
+    "dave",
+    "erin",
+    "józef",
+    "田中",
+    "248835",
+    "1.10",
+    "ann-marie",
     *[f"user{i:03d}" for i in range(190)],
 ]
 TYPES = [
-    "container.create", "container.start", "container.stop", "container.remove",
-    "gpu.allocate", "gpu.release", "gpu.reject", "auth.denied", "resource.oom_kill",
-    "detection.host_gpu_process", "detection.unmanaged_container", "maintenance.cleanup",
-    "monitoring.scrape_failure", "monitoring.dcgm_restart", "watcher.start",
+    "container.create",
+    "container.start",
+    "container.stop",
+    "container.remove",
+    "gpu.allocate",
+    "gpu.release",
+    "gpu.reject",
+    "auth.denied",
+    "resource.oom_kill",
+    "detection.host_gpu_process",
+    "detection.unmanaged_container",
+    "maintenance.cleanup",
+    "monitoring.scrape_failure",
+    "monitoring.dcgm_restart",
+    "watcher.start",
 ]
 COMMANDS = [
-    "python train.py --lr 0.1", 'bash -c "echo hi"', "jupyter lab", "C:\\temp\\x", "naïve ✓",
+    "python train.py --lr 0.1",
+    'bash -c "echo hi"',
+    "jupyter lab",
+    "C:\\temp\\x",
+    "naïve ✓",
 ]
 START = datetime(2025, 11, 22, tzinfo=timezone.utc)
 
@@ -107,12 +131,14 @@ def generate(
         if disorder and rng.random() < 0.05:
             when -= disorder * rng.random()
         event = _event(rng, when, index)
-        yield _variant(rng, event) if variety else json.dumps(
-            event, ensure_ascii=False, separators=(",", ":")
+        yield (
+            _variant(rng, event)
+            if variety
+            else json.dumps(event, ensure_ascii=False, separators=(",", ":"))
         )
 
 
 def write(path: str, count: int, **options: object) -> None:
     """Write a corpus file (UTF-8, one line per event)."""
-    with open(path, "w", encoding="utf-8") as out:  # noqa: PTH123 - plain stdlib script
+    with open(path, "w", encoding="utf-8") as out:
         out.writelines(line + "\n" for line in generate(count, **options))

@@ -26,12 +26,26 @@ _NO_ARG = {
     "stats": ["--summary"],
 }
 _VALUE_FIELDS = {
-    "--user": "users", "-u": "users", "--type": "types", "-t": "types",
-    "--container": "containers", "-c": "containers", "--file": "files",
-    "--since": "since", "--until": "until", "--grep": "grep", "--limit": "limit", "-n": "limit",
+    "--user": "users",
+    "-u": "users",
+    "--type": "types",
+    "-t": "types",
+    "--container": "containers",
+    "-c": "containers",
+    "--file": "files",
+    "--since": "since",
+    "--until": "until",
+    "--grep": "grep",
+    "--limit": "limit",
+    "-n": "limit",
 }
-_FLAG_FIELDS = {"--json": "json", "--summary": "summary", "--follow": "follow", "-f": "follow",
-                "--all": "all"}
+_FLAG_FIELDS = {
+    "--json": "json",
+    "--summary": "summary",
+    "--follow": "follow",
+    "-f": "follow",
+    "--all": "all",
+}
 _REPEATED = frozenset({"users", "types", "containers", "files"})
 
 

@@ -78,7 +78,7 @@ class LiveLog:
         if cut < 0:
             self._partial = data
             return []
-        self._partial = data[cut + 1:]
+        self._partial = data[cut + 1 :]
         return [line for line in data[:cut].split(b"\n") if line.strip()]
 
     def close(self) -> None:

@@ -65,7 +65,7 @@ def log_files(live: Path) -> list[Path]:
     for entry in entries:
         if not entry.name.startswith(prefix) or entry.name == prefix:
             continue
-        rest = entry.name[len(prefix):]
+        rest = entry.name[len(prefix) :]
         if match := _DATED.fullmatch(rest):
             dated.append((match.group(1), int(match.group(2) or 0), entry))
         elif match := _NUMBERED.fullmatch(rest):
@@ -126,7 +126,7 @@ def iter_chunks(
                 carry += block
                 continue
             yield carry + block[: cut + 1]
-            carry = block[cut + 1:]
+            carry = block[cut + 1 :]
 
 
 def lines_backwards(path: Path, end: int | None = None, block: int = 1 << 16) -> Iterator[bytes]:

@@ -28,9 +28,15 @@ if TYPE_CHECKING:
 # C0, DEL, C1, and the Unicode format characters that reorder or hide text.
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 _COLOURS = {
-    "container": "32", "gpu": "36", "auth": "31", "resource": "31",
-    "detection": "33", "maintenance": "35", "monitoring": "34",
-    "watcher": "2", "ingest": "2",
+    "container": "32",
+    "gpu": "36",
+    "auth": "31",
+    "resource": "31",
+    "detection": "33",
+    "maintenance": "35",
+    "monitoring": "34",
+    "watcher": "2",
+    "ingest": "2",
 }
 _LATIN1_MAX = 0xFF
 _LEGACY_KEYS = ("ts", "event", "container")

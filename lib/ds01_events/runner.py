@@ -177,9 +177,7 @@ def _follow(
 ) -> int:
     live = files[-1]
     start = live.stat().st_size
-    last = search.last_matches(
-        files, filters, max(request.limit, 0), stats=stats, live_end=start
-    )
+    last = search.last_matches(files, filters, max(request.limit, 0), stats=stats, live_end=start)
     colour = render.use_colour(streams.out, streams.environ)
     if request.json:
         _write_json((m.line for m in last), streams.out)

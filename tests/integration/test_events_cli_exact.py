@@ -27,9 +27,7 @@ SPAN = timedelta(days=6)
 def logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Build a live log with a .1, a dated .gz and a dated-epoch sibling, plus malformed lines."""
     root = tmp_path_factory.mktemp("logs")
-    lines = list(
-        generate(COUNT, seed=7, span=SPAN, variety=True, disorder=timedelta(seconds=90))
-    )
+    lines = list(generate(COUNT, seed=7, span=SPAN, variety=True, disorder=timedelta(seconds=90)))
     parts = [lines[:1500], lines[1500:3000], lines[3000:4500], lines[4500:]]
     (root / "events.jsonl.1").write_text("\n".join(parts[0]) + "\n", encoding="utf-8")
     with gzip.open(root / "events.jsonl-20251124.gz", "wt", encoding="utf-8") as out:
@@ -43,15 +41,25 @@ def logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _ours(logdir: Path, *args: str) -> list[str]:
     result = subprocess.run(
-        [sys.executable, "-m", "ds01_events.cli_events", "--file", str(logdir / "events.jsonl"),
-         "--json", "--all", *args],
-        capture_output=True, check=True, env=_env(),
+        [
+            sys.executable,
+            "-m",
+            "ds01_events.cli_events",
+            "--file",
+            str(logdir / "events.jsonl"),
+            "--json",
+            "--all",
+            *args,
+        ],
+        capture_output=True,
+        check=True,
+        env=_env(),
     )
     return _normalise(result.stdout)
 
 
 def _env() -> dict[str, str]:
-    import os  # noqa: PLC0415
+    import os
 
     return {**os.environ, "TZ": "America/New_York"}
 
@@ -64,8 +72,13 @@ def _normalise(data: bytes) -> list[str]:
 
 
 def _all_lines(logdir: Path) -> bytes:
-    order = ["events.jsonl.1", "events.jsonl-20251124.gz", "events.jsonl-20251125-1764000000",
-             "events.jsonl-20251122-1", "events.jsonl"]
+    order = [
+        "events.jsonl.1",
+        "events.jsonl-20251124.gz",
+        "events.jsonl-20251125-1764000000",
+        "events.jsonl-20251122-1",
+        "events.jsonl",
+    ]
     data = b""
     for name in order:
         path = logdir / name
@@ -104,16 +117,22 @@ CASES = [
     (["--user", "1.10", "--user", "bob"], '.user == "1.10" or .user == "bob"'),
     (["--type", "gpu"], f'{TYPE} | type == "string" and startswith("gpu")'),
     (["--type", "*.denied"], f'{TYPE} | type == "string" and test("^.*\\\\.denied$")'),
-    (["--type", "auth", "--type", "resource"],
-     f'{TYPE} | type == "string" and (startswith("auth") or startswith("resource"))'),
+    (
+        ["--type", "auth", "--type", "resource"],
+        f'{TYPE} | type == "string" and (startswith("auth") or startswith("resource"))',
+    ),
     (["--container", "alice-job3._.1000"], CONTAINER.format(c="alice-job3._.1000")),
     (["--container", "0"], CONTAINER.format(c="0")),
     (["--grep", "MIG-3"], ". != null"),
     (["--since", f"@{_epoch(30)}"], f"{TIME} >= {_epoch(30)}"),
-    (["--since", f"@{_epoch(36)}", "--until", f"@{_epoch(60)}"],
-     f"{TIME} >= {_epoch(36)} and {TIME} < {_epoch(60)}"),
-    (["--since", f"@{_epoch(71.9)}", "--user", "bob", "--type", "container"],
-     f'{TIME} >= {_epoch(71.9)} and .user == "bob" and ({TYPE}|startswith("container"))'),
+    (
+        ["--since", f"@{_epoch(36)}", "--until", f"@{_epoch(60)}"],
+        f"{TIME} >= {_epoch(36)} and {TIME} < {_epoch(60)}",
+    ),
+    (
+        ["--since", f"@{_epoch(71.9)}", "--user", "bob", "--type", "container"],
+        f'{TIME} >= {_epoch(71.9)} and .user == "bob" and ({TYPE}|startswith("container"))',
+    ),
     (["--until", f"@{_epoch(50)}", "--grep", "evil"], f"{TIME} < {_epoch(50)}"),
 ]
 
@@ -147,9 +166,18 @@ def test_duplicate_key_last_wins(logdir: Path) -> None:
 def test_malformed_lines_counted_on_stderr(logdir: Path) -> None:
     """Malformed lines are skipped, counted on stderr, and the exit status stays 0."""
     result = subprocess.run(
-        [sys.executable, "-m", "ds01_events.cli_events", "--file", str(logdir / "events.jsonl"),
-         "--json", "--all"],
-        capture_output=True, check=False, env=_env(),
+        [
+            sys.executable,
+            "-m",
+            "ds01_events.cli_events",
+            "--file",
+            str(logdir / "events.jsonl"),
+            "--json",
+            "--all",
+        ],
+        capture_output=True,
+        check=False,
+        env=_env(),
     )
     assert result.returncode == 0
     assert "skipped 3 malformed" in result.stderr.decode()
@@ -161,9 +189,20 @@ def test_last_n_with_since_matches_tail_of_all(logdir: Path) -> None:
     args = ["--since", f"@{_epoch(71.9)}", "--type", "gpu"]
     everything = _ours(logdir, *args)
     result = subprocess.run(
-        [sys.executable, "-m", "ds01_events.cli_events", "--file", str(logdir / "events.jsonl"),
-         "--json", "--limit", "400", *args],
-        capture_output=True, check=True, env=_env(),
+        [
+            sys.executable,
+            "-m",
+            "ds01_events.cli_events",
+            "--file",
+            str(logdir / "events.jsonl"),
+            "--json",
+            "--limit",
+            "400",
+            *args,
+        ],
+        capture_output=True,
+        check=True,
+        env=_env(),
     )
     assert len(everything) > 400
     assert _normalise(result.stdout) == everything[-400:]
@@ -175,8 +214,14 @@ def test_since_tolerates_disorder_across_rotation(tmp_path: Path) -> None:
 
     def line(seconds: float, n: int) -> str:
         stamp = datetime.fromtimestamp(base + seconds, tz=timezone.utc)
-        return json.dumps({"timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                           "event_type": "container.start", "user": "u", "details": {"n": n}})
+        return json.dumps(
+            {
+                "timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "event_type": "container.start",
+                "user": "u",
+                "details": {"n": n},
+            }
+        )
 
     # Every third line was written 60 s late; the rotated file ends after the live one starts.
     rotated = [line(i * 10 - (60 if i % 3 == 0 else 0), i) for i in range(3000)]

@@ -16,8 +16,14 @@ if TYPE_CHECKING:
 
 
 def _line(n: int) -> str:
-    return json.dumps({"timestamp": f"2026-11-22T00:00:{n % 60:02d}.000000Z",
-                       "event_type": "container.start", "user": "alice", "details": {"n": n}})
+    return json.dumps(
+        {
+            "timestamp": f"2026-11-22T00:00:{n % 60:02d}.000000Z",
+            "event_type": "container.start",
+            "user": "alice",
+            "details": {"n": n},
+        }
+    )
 
 
 def _append(path: Path, numbers: range) -> None:
@@ -61,9 +67,20 @@ def test_follow_cli_survives_rotation(tmp_path: Path) -> None:
     live = tmp_path / "events.jsonl"
     _append(live, range(5))
     process = subprocess.Popen(
-        [sys.executable, "-m", "ds01_events.cli_events", "--file", str(live), "--follow",
-         "--json", "--limit", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy(),
+        [
+            sys.executable,
+            "-m",
+            "ds01_events.cli_events",
+            "--file",
+            str(live),
+            "--follow",
+            "--json",
+            "--limit",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
     )
     try:
         assert process.stdout is not None

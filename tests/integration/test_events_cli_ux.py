@@ -15,15 +15,30 @@ import pytest
 from ds01_events.render import use_colour
 
 EVENTS = [
-    {"timestamp": "2026-11-22T01:00:00.000000Z", "event_type": "container.start",
-     "user": "alice", "details": {"container": "job._.1001", "container_id": "abc123"}},
+    {
+        "timestamp": "2026-11-22T01:00:00.000000Z",
+        "event_type": "container.start",
+        "user": "alice",
+        "details": {"container": "job._.1001", "container_id": "abc123"},
+    },
     {"ts": "2026-11-22T01:30:00Z", "event": "gpu.reject", "user": "bob", "container": "old"},
-    {"timestamp": "2026-11-22T02:00:00.000000Z", "event_type": "auth.denied",
-     "user": "mallory\x1b[2J\x1b]0;pwned\x07", "details": {"command": "rm\r -rf \x9b"}},
-    {"timestamp": "2026-11-22T03:00:00.000000Z", "event_type": "resource.oom_kill",
-     "user": "alice", "details": {"container": "job._.1001"}},
-    {"timestamp": "2026-11-22T23:30:00.000000Z", "event_type": "monitoring.scrape_failure",
-     "details": {"reason": "timeout"}},
+    {
+        "timestamp": "2026-11-22T02:00:00.000000Z",
+        "event_type": "auth.denied",
+        "user": "mallory\x1b[2J\x1b]0;pwned\x07",
+        "details": {"command": "rm\r -rf \x9b"},
+    },
+    {
+        "timestamp": "2026-11-22T03:00:00.000000Z",
+        "event_type": "resource.oom_kill",
+        "user": "alice",
+        "details": {"container": "job._.1001"},
+    },
+    {
+        "timestamp": "2026-11-22T23:30:00.000000Z",
+        "event_type": "monitoring.scrape_failure",
+        "details": {"reason": "timeout"},
+    },
 ]
 
 
@@ -34,12 +49,17 @@ def log(tmp_path: Path) -> Path:
     return path
 
 
-def run(log: Path, *args: str, stdin: str = "", tz: str = "Asia/Tokyo",
-        **env: str) -> subprocess.CompletedProcess[str]:
+def run(
+    log: Path, *args: str, stdin: str = "", tz: str = "Asia/Tokyo", **env: str
+) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "DS01_EVENTS_FILE": str(log), "TZ": tz, **env}
     return subprocess.run(
         [sys.executable, "-m", "ds01_events.cli_events", *args],
-        capture_output=True, text=True, input=stdin, env=environment, check=False,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        env=environment,
+        check=False,
     )
 
 
@@ -80,10 +100,11 @@ def test_older_forms_are_aliases(log: Path, alias: list[str], options: list[str]
 
 def test_errors_alias_selects_failures(log: Path) -> None:
     """`errors` shows denied, reject, failure and OOM events and nothing else."""
-    types = [json.loads(x)["event_type" if "event_type" in x else "event"]
-             for x in run(log, "errors", "--json").stdout.splitlines()]
-    assert types == ["gpu.reject", "auth.denied", "resource.oom_kill",
-                     "monitoring.scrape_failure"]
+    types = [
+        json.loads(x)["event_type" if "event_type" in x else "event"]
+        for x in run(log, "errors", "--json").stdout.splitlines()
+    ]
+    assert types == ["gpu.reject", "auth.denied", "resource.oom_kill", "monitoring.scrape_failure"]
 
 
 def test_summary_days_are_local(log: Path) -> None:
@@ -133,8 +154,10 @@ def test_missing_log_one_line(tmp_path: Path) -> None:
     assert result.stderr.count("\n") == 1
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
-                    reason="needs root to run as an unprivileged user")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None,
+    reason="needs root to run as an unprivileged user",
+)
 def test_unreadable_log_names_file_and_group(log: Path) -> None:
     """An unreadable log gives one line naming the file and the group to join."""
     log.chmod(0o640)
@@ -146,7 +169,10 @@ def test_unreadable_log_names_file_and_group(log: Path) -> None:
     prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
     result = subprocess.run(
         [*prefix, sys.executable, "-m", "ds01_events.cli_events", "--file", str(log)],
-        capture_output=True, text=True, check=False, env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        check=False,
+        env=os.environ.copy(),
     )
     assert result.returncode == 1
     assert str(log) in result.stderr
