@@ -65,3 +65,28 @@ def test_socket_unit_matches_the_watcher() -> None:
     assert service["Type"] == "notify"
     assert int(service["WatchdogSec"]) > 0
     assert int(service["TimeoutStopSec"]) > Settings().stop_timeout_seconds
+
+
+def test_dcgm_exporter_unit_verifies_and_stops_in_time(tmp_path: Path) -> None:
+    """The exporter unit verifies; systemd waits longer than docker stop; no shell syntax."""
+    docker = shutil.which("docker")
+    assert docker is not None, "the test command installs docker.io"
+    text = (UNITS / "ds01-dcgm-exporter.service").read_text()
+    # verify wants the binaries to exist; docker may live elsewhere than /usr/bin here.
+    (tmp_path / "ds01-dcgm-exporter.service").write_text(text.replace("/usr/bin/docker", docker))
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", str(tmp_path / "ds01-dcgm-exporter.service")],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ds01-dcgm-exporter" not in result.stderr, result.stderr
+    service = _unit("ds01-dcgm-exporter.service")["Service"]
+    stop_wait = int(service["ExecStop"].split("-t ")[1].split()[0])
+    assert stop_wait < int(service["TimeoutStopSec"]) <= stop_wait + 15
+    assert service["ExecStopPost"].startswith("-")
+    commands = [v for k, v in service.items() if k.startswith("Exec")]
+    assert not any("||" in c or "true" in c.split() for c in commands)
+    assert "--label ds01.monitoring=true" in service["ExecStart"]
