@@ -196,6 +196,25 @@ def test_hung_write_costs_the_caller_only_the_bound(tmp_path):
         time.sleep(0.01)
 
 
+def run_as_nobody(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            "setpriv",
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            sys.executable,
+            "-c",
+            code,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to nobody")
 def test_unprivileged_caller_falls_back_to_the_spool(open_tmp):
     """nobody, no socket, a root-owned log: the event lands in the 1733 spool, no exception."""
@@ -216,22 +235,7 @@ def test_unprivileged_caller_falls_back_to_the_spool(open_tmp):
         "HOME": "/",
     }
     code = "from ds01_events import log_event; print(log_event('auth.denied', user='nobody', reason='test'))"
-    out = subprocess.run(
-        [
-            "setpriv",
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            sys.executable,
-            "-c",
-            code,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
+    out = run_as_nobody(code, env)
     assert out.stdout.strip() == "True", out.stderr
     (spooled,) = spool.glob("*.json")
     assert spooled.stat().st_uid != 0
@@ -251,22 +255,7 @@ def test_unprivileged_caller_with_no_route_gets_one_clear_warning(open_tmp):
         "HOME": "/",
     }
     code = "from ds01_events import log_event; print(log_event('a.b'), log_event('a.c'))"
-    out = subprocess.run(
-        [
-            "setpriv",
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            sys.executable,
-            "-c",
-            code,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
+    out = run_as_nobody(code, env)
     assert out.stdout.strip() == "False False"
     assert out.stderr.count("\n") == 1
     assert "not recorded" in out.stderr
