@@ -7,7 +7,9 @@ Colours only when writing to a terminal and ``NO_COLOR`` is unset.
 
 from __future__ import annotations
 
+import functools
 import json
+import pwd
 import re
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -20,7 +22,7 @@ from ds01_events.query import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
     from datetime import datetime, tzinfo
 
     from ds01_events.summary import Summary
@@ -87,13 +89,39 @@ def local_time(obj: Obj, local: tzinfo | None) -> str:
     return when.astimezone(local).strftime("%Y-%m-%d %H:%M:%S")
 
 
+@functools.lru_cache(maxsize=256)
+def _account(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, OverflowError):
+        return f"uid {uid}"
+
+
+def user_cell(obj: Obj, account: Callable[[int], str] = _account) -> str:
+    """The USER column: a name the sender merely claims is never shown as fact.
+
+    ``origin`` is the kernel's word for who sent a script's event. Root's wrappers
+    speak for the users they act for; anyone else claiming another name is shown as
+    ``alice? (sent by bob)``, and an unnamed event as its sender in brackets.
+    """
+    user = event_user(obj)
+    origin = obj.get("origin")
+    uid = origin.get("uid") if isinstance(origin, dict) else None
+    if not isinstance(uid, int) or isinstance(uid, bool) or uid == 0:
+        return user or "-"
+    sender = account(uid)
+    if user is None:
+        return f"({sender})"
+    return user if user == sender else f"{user}? (sent by {sender})"
+
+
 def table(events: Iterable[Obj], *, colour: bool, local: tzinfo | None, width: int = 0) -> str:
     """Lay the events out as an aligned table: time (local), type, user, container, details."""
     rows = [
         (
             local_time(obj, local),
             escape(event_type(obj) or "?"),
-            escape(event_user(obj) or "-"),
+            escape(user_cell(obj)),
             escape(event_container(obj) or "-"),
             escape(_details_text(obj)),
         )
