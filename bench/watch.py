@@ -6,7 +6,8 @@ reference, ``docker events --format '{{json .}}' >> file`` (the plain CLI
 subscription, which does no inspection, attribution or fsync), creates, starts,
 stops and removes N busybox containers as fast as the engine allows, and reports
 for each: the p50/p99 delay from the engine's event time to the line being
-readable in the file, and the watcher's CPU time and peak RSS.
+readable in the file, and the watcher's CPU time and peak RSS; then checks that
+each of the burst's create/start/stop/remove events is in the watcher's log once.
 
     .venv/bin/python bench/watch.py [--containers 200] [--parallel 8] [--keep]
 
@@ -28,6 +29,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -153,6 +155,20 @@ def report(
     print(summary("reference: docker events >> file", ref, expected))
     if ours and ref:
         print(f"p99 ratio watcher/reference: {p99(ours) / p99(ref):.1f}")
+    missing, duplicated = exactly_once(tails[0].lines, {cid for cid, _ in engine_times})
+    print(f"watcher log: {missing} lifecycle events missing, {duplicated} duplicated")
+
+
+def exactly_once(lines: list[tuple[float, bytes]], ids: set[str]) -> tuple[int, int]:
+    """Return (missing, duplicated) create/start/stop/remove events of these containers."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for _, raw in lines:
+        obj = json.loads(raw)
+        cid = obj.get("details", {}).get("container_id")
+        if cid in ids and obj["event_type"] in ACTIONS.values():
+            counts[(cid, obj["event_type"])] += 1
+    missing = sum(1 for cid in ids for t in ACTIONS.values() if counts[(cid, t)] == 0)
+    return missing, sum(n - 1 for n in counts.values() if n > 1)
 
 
 def start_watcher(tmp: Path, events: Path) -> subprocess.Popen[bytes]:
