@@ -6,9 +6,10 @@ reference, ``docker events --format '{{json .}}' >> file`` (the plain CLI
 subscription, which does no inspection, attribution or fsync), creates, starts,
 stops and removes N busybox containers as fast as the engine allows, and reports
 for each: the p50/p99 delay from the engine's event time to the line being
-readable in the file, and the watcher's CPU time and peak RSS.
+readable in the file, and the watcher's CPU time and peak RSS; then checks that
+each of the burst's create/start/stop/remove events is in the watcher's log once.
 
-    .venv/bin/python bench/watch.py [--containers 200] [--parallel 8]
+    .venv/bin/python bench/watch.py [--containers 200] [--parallel 8] [--keep]
 
 Needs a running dockerd and the test image (scripts/ensure-docker).
 """
@@ -16,8 +17,10 @@ Needs a running dockerd and the test image (scripts/ensure-docker).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -25,6 +28,8 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -69,17 +74,23 @@ class Tail:
         self._thread.join()
 
 
-def lifecycle(client: docker.DockerClient, index: int) -> None:
+def lifecycle(client: docker.DockerClient, run: str, index: int) -> None:
     container = client.containers.create(
         IMAGE,
         ["true"],
-        name=f"ds01-bench-{index}-{os.getpid()}",
+        name=f"ds01-bench-{run}-{index}",
         network_mode="none",
-        labels={"ds01.test": "1", "ds01.user": "bench"},
+        labels={"ds01.test": "1", "ds01.bench.run": run, "ds01.user": "bench"},
     )
     container.start()
     container.wait(timeout=60)
     container.remove(force=True)
+
+
+def remove_leftovers(client: docker.DockerClient, run: str) -> None:
+    for container in client.containers.list(all=True, filters={"label": f"ds01.bench.run={run}"}):
+        with contextlib.suppress(docker.errors.APIError):
+            container.remove(force=True)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -113,100 +124,136 @@ def delays_ms(
     return out
 
 
+def p99(delays: list[float]) -> float:
+    ordered = sorted(delays)
+    return ordered[max(0, int(len(ordered) * 0.99) - 1)]
+
+
 def summary(name: str, delays: list[float], expected: int) -> str:
     if not delays:
-        return f"{name:40} no events matched"
-    ordered = sorted(delays)
-    p99 = ordered[max(0, int(len(ordered) * 0.99) - 1)]
-    return f"{name:40} {len(delays):5d}/{expected:<5d} {statistics.median(ordered):8.1f} {p99:8.1f}"
+        return f"{name:44} no events matched"
+    median = statistics.median(delays)
+    return f"{name:44} {len(delays):5d}/{expected:<5d} {median:8.1f} {p99(delays):8.1f}"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--containers", type=int, default=200)
-    parser.add_argument("--parallel", type=int, default=8)
-    args = parser.parse_args()
-    client = docker.from_env()
-    tmp = Path(tempfile.mkdtemp(prefix="ds01-bench-watch-"))
-    events = tmp / "events.jsonl"
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'lib'}:{ROOT}"}
-    watcher = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "watcher",
-            "run",
-            "--events-file",
-            str(events),
-            "--state-dir",
-            str(tmp / "state"),
-            "--socket",
-            str(tmp / "events.sock"),
-            "--spool-dir",
-            str(tmp / "spool"),
-            "--gpu",
-            "off",
-            "--dcgm-url",
-            "off",
-            "--config",
-            str(tmp / "none.toml"),
-        ],
-        env=env,
-        stderr=(tmp / "watcher.log").open("wb"),
-    )
-    reference_file = tmp / "reference.jsonl"
-    reference = subprocess.Popen(
-        ["docker", "events", "--filter", "type=container", "--format", "{{json .}}"],
-        stdout=reference_file.open("wb"),
-    )
-    tails = (Tail(events), Tail(reference_file))
-    # The bench's own subscription gives the engine's time of every event.
-    since = time.time()
-    engine_times: dict[tuple[str, str], float] = {}
-
-    def collect() -> None:
-        for event in client.events(decode=True, since=int(since), filters={"type": "container"}):
-            engine_times[(event.get("id", ""), event.get("Action", ""))] = event["timeNano"] / 1e9
-            if stop.is_set():
-                return
-
-    stop = threading.Event()
-    threading.Thread(target=collect, daemon=True).start()
-    deadline = time.monotonic() + 30
-    while not any(b"watcher.start" in line for _, line in tails[0].lines):
-        if time.monotonic() > deadline or watcher.poll() is not None:
-            print(f"the watcher did not start; see {tmp / 'watcher.log'}", file=sys.stderr)
-            return 1
-        time.sleep(0.05)
-    cpu_before = cpu_seconds(watcher.pid)
-    started = time.monotonic()
-    with ThreadPoolExecutor(args.parallel) as pool:
-        list(pool.map(lambda i: lifecycle(client, i), range(args.containers)))
-    burst = time.monotonic() - started
-    time.sleep(2)  # let the last events reach both files
-    stop.set()
-    cpu = cpu_seconds(watcher.pid) - cpu_before
-    rss = peak_rss_mb(watcher.pid)
-    watcher.send_signal(signal.SIGTERM)
-    reference.send_signal(signal.SIGTERM)
-    watcher.wait(30)
-    reference.wait(30)
-    for tail in tails:
-        tail.stop()
-    expected = 4 * args.containers
+def report(
+    containers: int,
+    parallel: int,
+    burst: float,
+    tails: tuple[Tail, Tail],
+    engine_times: dict[tuple[str, str], float],
+) -> None:
+    expected = 4 * containers
     print(
-        f"{args.containers} container lifecycles in {burst:.1f} s ({expected / burst:.0f} events/s)"
+        f"{containers} container lifecycles in {burst:.1f} s ({expected / burst:.0f} events/s)"
+        f", {parallel} in parallel"
     )
-    print(f"{'engine event -> line readable in file':40} {'lines':>11} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'engine event -> line readable in file':44} {'lines':>11} {'p50 ms':>8} {'p99 ms':>8}")
     ours = delays_ms(tails[0].lines, engine_times, reference=False)
     ref = delays_ms(tails[1].lines, engine_times, reference=True)
     print(summary("ds01-watcher (inspect, attribution, fsync)", ours, expected))
     print(summary("reference: docker events >> file", ref, expected))
     if ours and ref:
-        p99 = lambda d: sorted(d)[max(0, int(len(d) * 0.99) - 1)]  # noqa: E731
         print(f"p99 ratio watcher/reference: {p99(ours) / p99(ref):.1f}")
+    missing, duplicated = exactly_once(tails[0].lines, {cid for cid, _ in engine_times})
+    print(f"watcher log: {missing} lifecycle events missing, {duplicated} duplicated")
+
+
+def exactly_once(lines: list[tuple[float, bytes]], ids: set[str]) -> tuple[int, int]:
+    """Return (missing, duplicated) create/start/stop/remove events of these containers."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for _, raw in lines:
+        obj = json.loads(raw)
+        cid = obj.get("details", {}).get("container_id")
+        if cid in ids and obj["event_type"] in ACTIONS.values():
+            counts[(cid, obj["event_type"])] += 1
+    missing = sum(1 for cid in ids for t in ACTIONS.values() if counts[(cid, t)] == 0)
+    return missing, sum(n - 1 for n in counts.values() if n > 1)
+
+
+def start_watcher(tmp: Path, events: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'lib'}:{ROOT}"}
+    command = [sys.executable, "-m", "watcher", "run", "--config", os.devnull]
+    command += ["--events-file", str(events), "--state-dir", str(tmp / "state")]
+    command += ["--socket", str(tmp / "events.sock"), "--spool-dir", str(tmp / "spool")]
+    command += ["--gpu", "off", "--dcgm-url", "off"]
+    with (tmp / "watcher.log").open("wb") as log:
+        return subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=ROOT)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--containers", type=int, default=200)
+    parser.add_argument("--parallel", type=int, default=8)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
+    client = docker.from_env()
+    run = uuid.uuid4().hex[:12]
+    tmp = Path(tempfile.mkdtemp(prefix="ds01-bench-watch-"))
+    events = tmp / "events.jsonl"
+    reference_file = tmp / "reference.jsonl"
+    watcher = start_watcher(tmp, events)
+    with reference_file.open("wb") as out:
+        reference = subprocess.Popen(
+            ["docker", "events", "--filter", "type=container", "--format", "{{json .}}"],
+            stdout=out,
+            stderr=subprocess.DEVNULL,
+        )
+    tails = (Tail(events), Tail(reference_file))
+    # The bench's own subscription gives the engine's time of each of its containers'
+    # events; other containers on a shared engine are left out of the numbers.
+    engine_times: dict[tuple[str, str], float] = {}
+    stop = threading.Event()
+
+    def collect() -> None:
+        stream = client.events(
+            decode=True,
+            since=int(time.time()) - 1,
+            filters={"type": "container", "label": f"ds01.bench.run={run}"},
+        )
+        for event in stream:
+            engine_times[(event.get("id", ""), event.get("Action", ""))] = event["timeNano"] / 1e9
+            if stop.is_set():
+                return
+
+    threading.Thread(target=collect, daemon=True).start()
+    try:
+        deadline = time.monotonic() + 30
+        while not any(b"watcher.start" in line for _, line in tails[0].lines):
+            if time.monotonic() > deadline or watcher.poll() is not None:
+                print((tmp / "watcher.log").read_text(), file=sys.stderr)
+                print("the watcher did not start", file=sys.stderr)
+                return 1
+            time.sleep(0.05)
+        time.sleep(1)  # the Docker source connects after watcher.start
+        cpu_before = cpu_seconds(watcher.pid)
+        started = time.monotonic()
+        with ThreadPoolExecutor(args.parallel) as pool:
+            list(pool.map(lambda i: lifecycle(client, run, i), range(args.containers)))
+        burst = time.monotonic() - started
+        time.sleep(2)  # let the last events reach both files
+        stop.set()
+        cpu = cpu_seconds(watcher.pid) - cpu_before
+        rss = peak_rss_mb(watcher.pid)
+    finally:
+        for proc in (watcher, reference):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        watcher.wait(30)
+        reference.wait(30)
+        for tail in tails:
+            tail.stop()
+        remove_leftovers(client, run)
+    report(args.containers, args.parallel, burst, tails, engine_times)
     print(f"watcher CPU during the burst: {cpu:.2f} s; peak RSS: {rss:.1f} MB")
-    print(f"(files in {tmp})")
+    if args.keep:
+        print(f"(files in {tmp})")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

@@ -13,19 +13,17 @@ with capped, jittered backoff.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import pwd
 import queue
 import sys
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from watcher.cursor import DockerCursor, load_cursor, save_cursor
+from watcher.docker_facts import LOOK_AHEAD, ContainerFacts
 from watcher.docker_reader import Connected, Item, RawEvent, StreamReader, why
 from watcher.docker_stream import (
     EventKey,
@@ -33,13 +31,8 @@ from watcher.docker_stream import (
     base_action,
     event_key,
 )
-from watcher.lifecycle import (
-    HANDLED_ACTIONS,
-    ContainerLifecycle,
-    KnownContainer,
-    known_from_inspect,
-)
-from watcher.reconcile import gap_event, reconcile
+from watcher.lifecycle import HANDLED_ACTIONS, ContainerLifecycle
+from watcher.reconcile import reconcile, replay_gap
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -53,9 +46,7 @@ IDLE_POLL_S = 0.2
 REPLAY_WAIT_S = 1.0
 SETTLE_S = 0.1
 LATENCY_SAMPLES = 20_000
-LOOK_AHEAD = 256
 WATERMARK_MARGIN_NS = 1_000_000_000
-INSPECT_THREADS = 4
 
 
 def _user_by_uid(uid: int) -> str | None:
@@ -63,34 +54,6 @@ def _user_by_uid(uid: int) -> str | None:
         return pwd.getpwuid(uid).pw_name
     except (KeyError, OverflowError):
         return None
-
-
-def config_from_disk(root: Path, container_id: str) -> dict[str, Any] | None:
-    """Inspect-shaped facts from dockerd's own files, without the container lock.
-
-    ``inspect`` waits on a per-container lock that dockerd holds through a whole
-    start, so during a burst a create's inspect waits hundreds of ms. dockerd writes
-    ``config.v2.json`` and ``hostconfig.json`` atomically at create, before it
-    publishes the event. None when they cannot be read (not root, remote engine,
-    container gone): the caller inspects instead.
-    """
-    if not container_id.isalnum():
-        return None
-    folder = root / "containers" / container_id
-    try:
-        config = json.loads((folder / "config.v2.json").read_bytes())
-        host_config = json.loads((folder / "hostconfig.json").read_bytes())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(config, dict) or not isinstance(host_config, dict):
-        return None
-    return {
-        "Id": config.get("ID"),
-        "Name": config.get("Name"),
-        "Config": config.get("Config"),
-        "HostConfig": host_config,
-        "State": config.get("State"),
-    }
 
 
 def _stderr(message: str) -> None:
@@ -149,9 +112,7 @@ class DockerSource:
         self._reader: threading.Thread | None = None
         self._processor: threading.Thread | None = None
         self._client: Any = None
-        self._pool: ThreadPoolExecutor | None = None
-        self._docker_root: Path | None = None  # dockerd's data root, when we can read it
-        self._prefetch: dict[EventKey, Future[dict[str, Any] | None]] = {}
+        self._facts = ContainerFacts(self._api, docker_host)
         self._logged = {key for e in already_logged if (key := _logged_key(e)) is not None}
 
         cursor, problem = load_cursor(self._state_dir)
@@ -187,7 +148,7 @@ class DockerSource:
 
     def start(self) -> None:
         """Start the reader and processor threads; returns at once."""
-        self._pool = ThreadPoolExecutor(INSPECT_THREADS, thread_name_prefix="docker-inspect")
+        self._facts.start()
         self._stream_reader = StreamReader(
             self._queue,
             self._make_client,
@@ -215,8 +176,7 @@ class DockerSource:
         for thread in (self._reader, self._processor):
             if thread is not None:
                 thread.join(max(0.0, deadline - time.monotonic()))
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._facts.stop()
 
     def healthy(self) -> bool:
         """Threads alive, processor looping, and queued events being handled."""
@@ -283,17 +243,9 @@ class DockerSource:
         with contextlib.suppress(queue.Empty):
             while len(self._ahead) < LOOK_AHEAD:
                 self._ahead.append(self._queue.get_nowait())
-        if self._pool is None:
-            return
         for item in self._ahead:
-            if len(self._prefetch) >= LOOK_AHEAD:
+            if isinstance(item, RawEvent) and not self._facts.prefetch(event_key(item.event)):
                 return
-            if not isinstance(item, RawEvent):
-                continue
-            key = event_key(item.event)
-            if key is None or key in self._prefetch or key.action != "create":
-                continue
-            self._prefetch[key] = self._pool.submit(self._created_facts, key.actor_id)
 
     def _process_loop(self) -> None:
         while True:
@@ -321,37 +273,12 @@ class DockerSource:
             self._client = self._make_client()
         return self._client
 
-    def _created_facts(self, container_id: str) -> dict[str, Any] | None:
-        root = self._docker_root
-        facts = config_from_disk(root, container_id) if root is not None else None
-        return facts if facts is not None else self._inspect(container_id)
-
-    def _find_docker_root(self) -> None:
-        """Use dockerd's files for create facts only if this engine's data root is ours to read."""
-        self._docker_root = None
-        host = self._docker_host or os.environ.get("DOCKER_HOST") or "unix://"
-        if not host.startswith("unix://"):
-            return
-        try:
-            root = Path(self._api().info()["DockerRootDir"])
-        except Exception:
-            return
-        if os.access(root / "containers", os.R_OK | os.X_OK):
-            self._docker_root = root
-
-    def _inspect(self, container_id: str) -> dict[str, Any] | None:
-        try:
-            result: dict[str, Any] = self._api().inspect_container(container_id)
-        except Exception:  # gone already (404) or engine away: fall back to the event
-            return None
-        return result
-
     def _on_raw(self, item: RawEvent) -> None:
         raw = item.event
         key = event_key(raw)
         if key is None:
             return
-        prefetched = self._prefetch.pop(key, None)
+        prefetched = self._facts.take(key)
         if not self._seen.add(key):
             self.duplicates += 1
             return
@@ -359,12 +286,7 @@ class DockerSource:
         if base_action(key.action) in HANDLED_ACTIONS:
             inspect = None
             if self._lifecycle.needs_inspect(raw):
-                if prefetched is not None:
-                    inspect = prefetched.result()
-                elif key.action == "create":
-                    inspect = self._created_facts(key.actor_id)
-                else:
-                    inspect = self._inspect(key.actor_id)
+                inspect = prefetched.result() if prefetched is not None else self._facts.fetch(key)
             for event in self._lifecycle.handle(raw, inspect):
                 self._emit(event, key.time_nano)
         if key.time_nano != self._cursor.time_nano:
@@ -387,7 +309,7 @@ class DockerSource:
             self.latencies_ms.append((time.time_ns() - event_nano) / 1e6)
 
     def _on_connected(self, marker: Connected) -> None:
-        self._find_docker_root()
+        self._facts.find_docker_root()
         first = self._next(REPLAY_WAIT_S)
         if isinstance(first, Connected):  # that subscription died at once: use the new one
             self._ahead.appendleft(first)
@@ -395,27 +317,10 @@ class DockerSource:
         if first is not None:
             self._ahead.appendleft(first)
         first_key = event_key(first.event) if isinstance(first, RawEvent) else None
-        if marker.resume_nano is not None:
-            # Replay is proven complete only when it starts with the last event seen.
-            covered = (
-                first_key is not None
-                and first_key.time_nano == marker.resume_nano
-                and (first_key.actor_id, first_key.action) in marker.resume_keys
-            )
-            if not covered:
-                until = marker.at_nano
-                if first_key is not None:
-                    until = min(until, first_key.time_nano)
-                self.gaps += 1
-                self._emit(
-                    gap_event(
-                        marker.resume_nano,
-                        until,
-                        "the Docker replay no longer holds the last event seen"
-                        " (dockerd restarted, or more than its 256 buffered events passed)",
-                    ),
-                    None,
-                )
+        gap = replay_gap(marker.resume_nano, marker.resume_keys, marker.at_nano, first_key)
+        if gap is not None:
+            self.gaps += 1
+            self._emit(gap, None)
         self._reconcile()
 
     def _reconcile(self) -> None:
@@ -431,7 +336,7 @@ class DockerSource:
         # A container with an event at or after the listing is left to that event.
         busy = {k.actor_id for i in later if isinstance(i, RawEvent) and (k := event_key(i.event))}
         known = {cid: c for cid, c in self._lifecycle.containers.items() if cid not in busy}
-        current = self._current_state(listing, known, busy)
+        current = self._facts.current_state(listing, known, busy, self._lifecycle.user_by_uid)
         for event in reconcile(known, current):
             self._emit(event, None)
         for cid in known:
@@ -459,29 +364,6 @@ class DockerSource:
                 return pending[index:]
             self._on_raw(item)
         return []
-
-    def _current_state(
-        self, listing: list[dict[str, Any]], known: dict[str, KnownContainer], busy: set[str]
-    ) -> dict[str, KnownContainer]:
-        current: dict[str, KnownContainer] = {}
-        for entry in listing:
-            cid = entry.get("Id")
-            if not isinstance(cid, str) or cid in busy:
-                continue
-            running = entry.get("State") == "running"
-            before = known.get(cid)
-            if before is not None and before.running == running:
-                current[cid] = before
-                continue
-            inspect = self._inspect(cid)
-            if inspect is None:
-                if before is not None:
-                    current[cid] = before  # vanished meanwhile: its destroy event follows
-                continue
-            fresh = known_from_inspect(inspect, user_by_uid=self._lifecycle.user_by_uid)
-            fresh.running = running
-            current[cid] = fresh
-        return current
 
     def _liveness_ping(self) -> None:
         now = time.monotonic()

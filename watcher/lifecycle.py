@@ -12,20 +12,23 @@ same name exists.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
-from ds01_events.envelope import Event, make_event
-from watcher import attribution
+from watcher.container_events import (
+    container_event,
+    holding_events,
+    release_events,
+    stop_reason,
+    timestamp_from_nanos,
+)
 from watcher.docker_stream import base_action, event_key
-from watcher.gpu_devices import gpu_devices
+from watcher.known_container import KnownContainer, known_from_event, known_from_inspect
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-SOURCE = "ds01-watcher"
+    from ds01_events.envelope import Event
+
 HANDLED_ACTIONS = frozenset(
     {
         "create",
@@ -46,173 +49,6 @@ _SIMPLE = {
     "unpause": "container.unpause",
     "restart": "container.restart",
 }
-# Attributes dockerd sets after copying labels: always the facts.
-_TRUSTED_ATTRIBUTES = frozenset({"image", "name"})
-# Attributes a label of the same name overwrites, per action.
-_ACTION_ATTRIBUTES = {"die": ("exitCode",), "kill": ("signal",), "rename": ("oldName",)}
-_STOP_SIGNALS = frozenset({"15", "SIGTERM", "TERM"})
-
-
-class KnownContainer(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """What the watcher knows about one container; persisted with the cursor."""
-
-    name: str
-    image: str | None = None
-    running: bool = False
-    user: str | None = None
-    attributed_by: str | None = None
-    gpu_devices: list[str] = msgspec.field(default_factory=list)
-    managed: bool = False
-    infrastructure: bool = False
-    container_type: str | None = None
-    interface: str | None = None
-    label_keys: list[str] = msgspec.field(default_factory=list)
-    stop_signal: str | None = None
-    exit_code: int | None = None
-    oom_killed: bool | None = None
-
-
-def timestamp_from_nanos(time_nano: int) -> str:
-    """Turn a Docker ``timeNano`` into an envelope timestamp (UTC, microseconds), exactly."""
-    seconds, micros = divmod(time_nano // 1000, 1_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
-
-
-def known_from_inspect(
-    inspect: Mapping[str, Any], *, user_by_uid: Callable[[int], str | None] | None = None
-) -> KnownContainer:
-    """Everything the watcher records about a container, from ``docker inspect``."""
-    config = inspect.get("Config") or {}
-    host_config = inspect.get("HostConfig") or {}
-    state = inspect.get("State") or {}
-    labels = {str(k): str(v) for k, v in (config.get("Labels") or {}).items()}
-    name = str(inspect.get("Name") or "").lstrip("/")
-    who = attribution.attribute_user(
-        labels, name, host_config.get("CgroupParent"), user_by_uid=user_by_uid
-    )
-    exit_code = state.get("ExitCode")
-    return KnownContainer(
-        name=name,
-        image=config.get("Image") or inspect.get("Image"),
-        running=bool(state.get("Running")),
-        user=who.user,
-        attributed_by=who.attributed_by,
-        gpu_devices=gpu_devices(inspect),
-        managed=attribution.is_managed(labels),
-        infrastructure=attribution.is_infrastructure(labels),
-        container_type=attribution.container_type(labels),
-        interface=attribution.interface(labels),
-        label_keys=sorted(labels),
-        stop_signal=config.get("StopSignal") or None,
-        exit_code=exit_code if isinstance(exit_code, int) else None,
-        oom_killed=state.get("OOMKilled") if isinstance(state.get("OOMKilled"), bool) else None,
-    )
-
-
-def known_from_event(
-    event: Mapping[str, Any], *, user_by_uid: Callable[[int], str | None] | None = None
-) -> KnownContainer:
-    """Fallback when the container is already gone: labels recovered from the attributes.
-
-    The attributes are the labels plus ``image``, ``name`` and the action's own keys;
-    a label colliding with an action key cannot be told apart here.
-    """
-    attributes = dict((event.get("Actor") or {}).get("Attributes") or {})
-    action = base_action(str(event.get("Action") or ""))
-    labels = {
-        k: str(v)
-        for k, v in attributes.items()
-        if k not in _TRUSTED_ATTRIBUTES and k not in _ACTION_ATTRIBUTES.get(action, ())
-    }
-    inspect_like = {
-        "Name": attributes.get("name") or "",
-        "Config": {"Image": attributes.get("image") or event.get("from"), "Labels": labels},
-    }
-    return known_from_inspect(inspect_like, user_by_uid=user_by_uid)
-
-
-def container_event(
-    event_type: str,
-    container_id: str,
-    known: KnownContainer,
-    *,
-    timestamp: str | None = None,
-    inferred: bool = False,
-    **extra: Any,
-) -> Event:
-    """One container-scoped audit event with the common detail keys."""
-    details: dict[str, Any] = {
-        "container": known.name,
-        "container_id": container_id,
-        "image": known.image,
-        "attributed_by": known.attributed_by,
-    }
-    details.update(extra)
-    if inferred:
-        details["inferred"] = True
-    return make_event(
-        event_type, user=known.user, source=SOURCE, details=details, timestamp=timestamp
-    )
-
-
-def holding_events(
-    container_id: str, known: KnownContainer, *, timestamp: str | None, inferred: bool = False
-) -> list[Event]:
-    """List what a GPU holder's start adds: gpu.allocate, maybe an unmanaged flag."""
-    if not known.gpu_devices:
-        return []
-    events = [
-        container_event(
-            "gpu.allocate",
-            container_id,
-            known,
-            timestamp=timestamp,
-            inferred=inferred,
-            gpu_devices=list(known.gpu_devices),
-        )
-    ]
-    if not known.managed and not known.infrastructure:
-        events.append(
-            container_event(
-                "detection.unmanaged_container",
-                container_id,
-                known,
-                timestamp=timestamp,
-                inferred=inferred,
-                gpu_devices=list(known.gpu_devices),
-            )
-        )
-    return events
-
-
-def release_events(
-    container_id: str, known: KnownContainer, *, timestamp: str | None, inferred: bool = False
-) -> list[Event]:
-    """gpu.release for a GPU-holding container that stopped."""
-    if not known.gpu_devices:
-        return []
-    return [
-        container_event(
-            "gpu.release",
-            container_id,
-            known,
-            timestamp=timestamp,
-            inferred=inferred,
-            gpu_devices=list(known.gpu_devices),
-        )
-    ]
-
-
-def stop_reason(
-    *, oom: bool, kill_signal: str | None, killed: bool, stop_signal: str | None
-) -> str:
-    """Classify a stop: exited, oom, stopped (the stop signal came first) or killed."""
-    if oom:
-        return "oom"
-    if not killed:
-        return "exited"
-    stop_signals = _STOP_SIGNALS | ({stop_signal} if stop_signal else set())
-    return "stopped" if kill_signal in stop_signals else "killed"
 
 
 class ContainerLifecycle:

@@ -9,9 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ds01_events.envelope import Event, make_event
-from watcher.lifecycle import (
+from watcher.container_events import (
     SOURCE,
-    KnownContainer,
     container_event,
     holding_events,
     release_events,
@@ -20,7 +19,10 @@ from watcher.lifecycle import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Collection, Mapping
+
+    from watcher.docker_stream import EventKey
+    from watcher.known_container import KnownContainer
 
 
 def reconcile(
@@ -105,4 +107,33 @@ def gap_event(since_nano: int, until_nano: int, reason: str) -> Event:
             "reason": reason,
             "stream": "docker",
         },
+    )
+
+
+def replay_gap(
+    resume_nano: int | None,
+    resume_keys: Collection[tuple[str, str]],
+    subscribed_nano: int,
+    first: EventKey | None,
+) -> Event | None:
+    """``watcher.gap`` when a replay since ``resume_nano`` may have missed events, else None.
+
+    The replay is proven complete only when its first event is the last one seen
+    (``since`` is inclusive): same time and one of the (id, action) pairs seen then.
+    The gap runs to the first replayed event, or to the time of subscribing.
+    """
+    if resume_nano is None:
+        return None  # first run ever: nothing to resume
+    if (
+        first is not None
+        and first.time_nano == resume_nano
+        and (first.actor_id, first.action) in resume_keys
+    ):
+        return None
+    until = subscribed_nano if first is None else min(subscribed_nano, first.time_nano)
+    return gap_event(
+        resume_nano,
+        until,
+        "the Docker replay no longer holds the last event seen"
+        " (dockerd restarted, or more than its 256 buffered events passed)",
     )

@@ -10,9 +10,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -56,6 +58,80 @@ class Containers:
             ):
                 with contextlib.suppress(Exception):
                     c.remove(force=True)
+
+
+def client_for(host=None):
+    """A client with a short timeout for the given (or the shared) dockerd."""
+    if host is None:
+        return docker.from_env(version="1.41", timeout=20)
+    return docker.DockerClient(base_url=host, version="1.41", timeout=20)
+
+
+def lifecycle(containers, index, actions, lock):
+    """create, start, stop and remove one container; record when each step happened."""
+    done = {}
+    t0 = time.time()
+    c = containers.create(["sleep", "30"], labels={"ds01.user": f"user{index % 5}"})
+    done["create"] = (t0, time.time())
+    for action, call in (
+        ("start", c.start),
+        ("stop", lambda: c.stop(timeout=0)),
+        ("remove", c.remove),
+    ):
+        t0 = time.time()
+        call()
+        done[action] = (t0, time.time())
+    with lock:
+        actions[c.id] = done
+
+
+def burst(containers, count, actions, *, workers=6, on_progress=None):
+    """Run ``count`` lifecycles from a thread pool; ``on_progress(n)`` after each one in order."""
+    lock = threading.Lock()
+    with ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(lifecycle, containers, i, actions, lock) for i in range(count)]
+        for n, future in enumerate(futures, 1):
+            future.result()
+            if on_progress is not None:
+                on_progress(n)
+
+
+def tolerant_lifecycle(host, actions, lock, labels):
+    """Run one lifecycle, waiting out a dockerd restart for create; record the steps it accepted."""
+    done: dict = {}
+    deadline = time.monotonic() + 60
+    while True:
+        t0 = time.time()
+        try:
+            c = client_for(host).containers.create(
+                IMAGE, ["sleep", "30"], network_mode="none", labels=labels
+            )
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.2)
+    done["create"] = (t0, time.time())
+    with contextlib.suppress(Exception):  # the daemon may go away under this lifecycle
+        for action, call in (
+            ("start", c.start),
+            ("stop", lambda: c.stop(timeout=0)),
+            ("remove", c.remove),
+        ):
+            t0 = time.time()
+            call()
+            done[action] = (t0, time.time())
+    with lock:
+        actions[c.id] = done
+
+
+def settled_ids(events):
+    """Container ids whose end (removal, or exit found by reconciliation) is in the log."""
+    return {
+        e["details"].get("container_id")
+        for e in events
+        if e["event_type"] in ("container.remove", "detection.container_exited")
+    }
 
 
 class Runner:
@@ -287,3 +363,16 @@ class PrivateDockerd:
         for root in ("exec", "data"):
             subprocess.run(["umount", "-R", str(self.dir / root)], capture_output=True, check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def private_dockerd(*, start=True):
+    """A PrivateDockerd (started, with the test image, unless ``start`` is False); destroyed after."""
+    daemon = PrivateDockerd()
+    try:
+        if start:
+            daemon.start()
+            daemon.load_image()
+        yield daemon
+    finally:
+        daemon.destroy()

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from tests.integration.docker_support import (
     Containers,
     Runner,
+    burst,
     docker_client,
     duplicates,
+    settled_ids,
     unexplained,
 )
 
@@ -27,44 +27,8 @@ def containers():
     made.cleanup()
 
 
-def lifecycle(containers, index, actions, lock):
-    """create, start, stop and remove one container; record when each step happened."""
-    done = {}
-    t0 = time.time()
-    c = containers.create(["sleep", "30"], labels={"ds01.user": f"user{index % 5}"})
-    done["create"] = (t0, time.time())
-    for action, call in (
-        ("start", c.start),
-        ("stop", lambda: c.stop(timeout=0)),
-        ("remove", c.remove),
-    ):
-        t0 = time.time()
-        call()
-        done[action] = (t0, time.time())
-    with lock:
-        actions[c.id] = done
-
-
-def burst(containers, count, actions, *, workers=6, on_progress=None):
-    lock = threading.Lock()
-    with ThreadPoolExecutor(workers) as pool:
-        futures = [pool.submit(lifecycle, containers, i, actions, lock) for i in range(count)]
-        for n, future in enumerate(futures, 1):
-            future.result()
-            if on_progress is not None:
-                on_progress(n)
-
-
 def all_removed(ids):
-    def check(events):
-        gone = {
-            e["details"].get("container_id")
-            for e in events
-            if e["event_type"] in ("container.remove", "detection.container_exited")
-        }
-        return ids <= gone
-
-    return check
+    return lambda events: ids <= settled_ids(events)
 
 
 def test_burst_of_200_with_slow_submit(tmp_path, containers):

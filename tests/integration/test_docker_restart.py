@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import threading
 import time
@@ -14,9 +13,12 @@ from tests.integration.docker_support import (
     IMAGE,
     PrivateDockerd,
     Runner,
-    docker,
+    client_for,
     duplicates,
     for_container,
+    private_dockerd,
+    settled_ids,
+    tolerant_lifecycle,
     unexplained,
 )
 
@@ -26,46 +28,8 @@ LABELS = {"ds01.test": "1", "ds01.user": "carol"}
 
 @pytest.fixture
 def dockerd():
-    daemon = PrivateDockerd()
-    try:
-        daemon.start()
-        daemon.load_image()
+    with private_dockerd() as daemon:
         yield daemon
-    finally:
-        daemon.destroy()
-
-
-def client_for(host):
-    return docker.DockerClient(base_url=host, version="1.41", timeout=20)
-
-
-def tolerant_lifecycle(host, actions, lock):
-    """Run one lifecycle, waiting out the restart for create; record the steps dockerd accepted."""
-    done: dict = {}
-    deadline = time.monotonic() + 60
-    while True:
-        t0 = time.time()
-        try:
-            c = client_for(host).containers.create(
-                IMAGE, ["sleep", "30"], network_mode="none", labels=LABELS
-            )
-            break
-        except Exception:
-            if time.monotonic() > deadline:
-                return
-            time.sleep(0.2)
-    done["create"] = (t0, time.time())
-    with contextlib.suppress(Exception):  # the daemon may go away under this lifecycle
-        for action, call in (
-            ("start", c.start),
-            ("stop", lambda: c.stop(timeout=0)),
-            ("remove", c.remove),
-        ):
-            t0 = time.time()
-            call()
-            done[action] = (t0, time.time())
-    with lock:
-        actions[c.id] = done
 
 
 def test_dockerd_restart_mid_burst(tmp_path, dockerd):
@@ -84,7 +48,8 @@ def test_dockerd_restart_mid_burst(tmp_path, dockerd):
     try:
         with ThreadPoolExecutor(3) as pool:
             futures = [
-                pool.submit(tolerant_lifecycle, dockerd.host, actions, lock) for _ in range(60)
+                pool.submit(tolerant_lifecycle, dockerd.host, actions, lock, LABELS)
+                for _ in range(60)
             ]
             while sum(f.done() for f in futures) < 20:
                 time.sleep(0.05)
@@ -97,17 +62,7 @@ def test_dockerd_restart_mid_burst(tmp_path, dockerd):
         for cid in leftovers:
             client.containers.get(cid).remove(force=True)
         settled = set(actions) | set(leftovers)
-        events = runner.wait_for(
-            lambda ev: (
-                settled
-                <= {
-                    e["details"].get("container_id")
-                    for e in ev
-                    if e["event_type"] in ("container.remove", "detection.container_exited")
-                }
-            ),
-            timeout=120,
-        )
+        events = runner.wait_for(lambda ev: settled <= settled_ids(ev), timeout=120)
     finally:
         runner.stop()
     gaps = [e for e in events if e["event_type"] == "watcher.gap"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from watcher.cursor import STATE_FILE, DockerCursor, load_cursor, save_cursor
-from watcher.lifecycle import KnownContainer
+from watcher.known_container import KnownContainer
 
 
 def test_round_trip(tmp_path):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from watcher.lifecycle import KnownContainer
-from watcher.reconcile import gap_event, reconcile
+from watcher.docker_stream import EventKey
+from watcher.known_container import KnownContainer
+from watcher.reconcile import gap_event, reconcile, replay_gap
 
 
 def k(*, running, gpus=(), managed=False, **kw):
@@ -66,3 +67,23 @@ def test_gap_bounds():
     assert gap.details["since"] == "2026-11-22T03:20:30.000000Z"
     assert gap.details["until"] == "2026-11-22T03:20:31.500000Z"
     assert gap.details["reason"] == "dockerd restarted"
+
+
+def test_replay_starting_with_the_last_event_seen_has_no_gap():
+    """A replay whose first event is the last one seen (since is inclusive) covers everything."""
+    first = EventKey(5_000, "abc", "die")
+    assert replay_gap(5_000, {("abc", "die")}, 9_000, first) is None
+    assert replay_gap(None, set(), 9_000, None) is None
+
+
+def test_replay_not_holding_the_last_event_is_a_gap_to_its_first_event():
+    """A replay starting later than the last event seen: a gap up to its first event."""
+    gap = replay_gap(
+        5_000_000_000, {("abc", "die")}, 9_000_000_000, EventKey(7_000_000_000, "d", "create")
+    )
+    assert gap is not None
+    assert gap.event_type == "watcher.gap"
+    assert gap.details["until"] == gap_event(0, 7_000_000_000, "").details["until"]
+    empty = replay_gap(5_000_000_000, {("abc", "die")}, 9_000_000_000, None)
+    assert empty is not None
+    assert empty.details["until"] == gap_event(0, 9_000_000_000, "").details["until"]
