@@ -268,7 +268,8 @@ def test_passed_file_descriptors_do_not_leak(
             ids.append(event.id)
             sock.sendmsg([encode_line(event)], rights, 0, str(watcher.socket))
     assert wait_for(lambda: all(watcher.logged(i) for i in ids))
-    assert len(list(fd_dir.iterdir())) <= before
+    # 200 leaked fds would stay; the Docker source's own connections come and go.
+    assert wait_for(lambda: len(list(fd_dir.iterdir())) <= before)
 
 
 def test_socket_activation_refuses_a_stream_socket(
