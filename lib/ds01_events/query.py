@@ -166,6 +166,8 @@ def _container_matches(obj: Obj, wanted: tuple[str, ...]) -> bool:
 
 
 _FIRST_PRINTABLE = 0x20  # JSON must escape every byte below this
+# Characters JSON may write as a two-character escape (\/ \" \\ \b \f \n \r \t).
+_SHORT_ESCAPED = frozenset(b'/"\\\b\f\n\r\t')
 
 
 def _literal_of(value: str) -> bytes:
@@ -185,8 +187,11 @@ def needles(filters: Filters) -> tuple[bytes, ...] | None:
     r"""Byte strings at least one of which every matching line contains; None: no such set.
 
     A JSON string value either appears raw (its UTF-8 bytes) or holds an escape, so
-    its line contains a backslash: a value needle is paired with ``b"\\\\"``. Values that
-    JSON must escape (quote, backslash, control characters) only get the backslash.
+    its line contains a backslash: a value needle is paired with an escape needle.
+    Letters, digits and most punctuation can only be escaped as ``\uXXXX`` (so can
+    the letters of a key such as ``user``), so for such values the escape needle is
+    ``b"\\u"``; a value holding ``/`` or a character JSON must escape (quote,
+    backslash, control characters) gets ``b"\\"`` and, for the latter, nothing else.
     ``--grep`` is a raw substring, so it is its own exact needle and preferred.
     """
     if filters.grep:
@@ -196,15 +201,18 @@ def needles(filters: Filters) -> tuple[bytes, ...] | None:
     for group, quote in groups:
         if not group:
             continue
-        found = {b"\\"}
+        found: set[bytes] = set()
+        escape = b"\\u"
         for value in group:
             literal = _literal_of(value)
             if not literal:
                 return None
+            if any(c in _SHORT_ESCAPED for c in literal):
+                escape = b"\\"
             if any(c < _FIRST_PRINTABLE or c in b'"\\' for c in literal):
                 continue
             if quote and "*" not in value:
                 literal = b'"' + literal + (b'"' if quote == "both" else b"")
             found.add(literal)
-        return tuple(sorted(found))
+        return tuple(sorted({*found, escape}))
     return None
