@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import deque
 from datetime import datetime, timedelta
 
-from ds01_events import reader
+from ds01_events import bytescan, reader
 from ds01_events.decoding import EventDecoder
 from ds01_events.query import event_time, matches, needles
 
@@ -78,14 +78,15 @@ def candidate_lines(
         # A lone byte is found with memchr, several times faster than a longer needle:
         # look for the backslash of b"\\u", then for the whole needle in that line.
         probe = needle[:1] if needle == b"\\u" else needle
-        position = chunk.find(probe, 0, stop)
+        find = chunk.find if len(probe) == 1 else bytescan.finder(chunk)
+        position = find(probe, 0, stop)
         while position >= 0:
             end = chunk.find(b"\n", position, stop)
             if end < 0:
                 end = stop
             if probe is needle or chunk.find(needle, position, end) >= 0:
                 spans[chunk.rfind(b"\n", 0, position) + 1] = end
-            position = chunk.find(probe, end + 1, stop)
+            position = find(probe, end + 1, stop)
     for start in sorted(spans):
         yield chunk[start : spans[start]]
 
