@@ -1,8 +1,12 @@
 r"""Deterministic event corpora for the query benchmark and the exactness tests.
 
-Stdlib only. ``variety`` mixes in what the reader must handle exactly: the legacy
+Stdlib only. Plain lines look like the watcher's: compact envelopes of about 200 bytes,
+container details (name, short id) on container and GPU events, a small reason on
+the others. ``variety`` mixes in what the reader must handle exactly: the legacy
 schema, ``\\u``-escaped values and keys, duplicate keys (the last one wins),
 non-compact spacing, unicode and control characters, and slight time disorder.
+``exotic`` is the share of such lines: the tests use a heavy mix, the benchmark a
+realistic few percent. ``malformed`` adds truncated lines (a writer cut off).
 """
 
 from __future__ import annotations
@@ -59,58 +63,90 @@ def _stamp(when: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _event(rng: random.Random, when: datetime, index: int) -> dict[str, object]:
+# How often each type occurs: periodic host-level checks dominate a real log.
+TYPE_WEIGHTS = [4, 4, 4, 3, 5, 5, 2, 6, 1, 1, 1, 6, 30, 10, 2]
+_CONTAINER_KINDS = ("container", "gpu", "resource", "detection")
+_HOST_KINDS = ("maintenance", "monitoring", "watcher")
+REASONS = ["startup", "scrape timeout", "idle 72h", "dcgm restarted", "disk 91%"]
+
+
+def _event(rng: random.Random, when: datetime) -> dict[str, object]:
     user = rng.choice(USERS)
-    kind = rng.choice(TYPES)
+    kind = rng.choices(TYPES, TYPE_WEIGHTS)[0]
     uid = 1000 + USERS.index(user)
-    details: dict[str, object] = {
-        "container": f"{user}-job{rng.randrange(40)}._.{uid}",
-        "container_id": f"{rng.getrandbits(64):016x}{index:08x}",
-    }
+    details: dict[str, object]
+    if kind.startswith(_CONTAINER_KINDS):
+        details = {
+            "container": f"{user}-{rng.randrange(40)}._.{uid}",
+            "container_id": f"{rng.getrandbits(48):012x}",
+        }
+    elif rng.random() < 0.2:  # a few host-level events say why
+        details = {"reason": rng.choice(REASONS)}
+    else:
+        details = {}
     if kind.startswith("gpu"):
-        details["gpu_devices"] = [f"GPU-{rng.getrandbits(32):08x}", f"MIG-{rng.randrange(7)}"]
+        details["gpu_devices"] = [f"MIG-{rng.randrange(7)}"]
     if kind.startswith("detection"):
         details["command"] = rng.choice(COMMANDS)
-    return {
+    event: dict[str, object] = {
         "timestamp": _stamp(when),
         "event_type": kind,
         "schema_version": "1",
         "user": user,
-        "source": "ds01-watcher",
+        "source": "watcher",
         "details": details,
         "host": "gpu01",
         "id": f"{rng.getrandbits(128):032x}",
     }
+    if not details:  # the envelope omits an empty details and a missing user
+        del event["details"]
+    if kind.startswith(_HOST_KINDS):
+        del event["user"]
+    return event
 
 
 def _escaped(text: str) -> str:
     return "".join(f"\\u{ord(c):04x}" if c.isalpha() and ord(c) < 0x10000 else c for c in text)
 
 
-def _variant(rng: random.Random, event: dict[str, object]) -> str:
-    """One line for ``event``, in one of the encodings a reader must treat alike."""
+# The exotic encodings, each with its share of the exotic lines.
+_EXOTIC = (
+    ("legacy", 0.25),
+    ("ascii", 0.2),
+    ("escaped_user", 0.15),
+    ("duplicate_key", 0.2),
+    ("spaced", 0.1),
+    ("control", 0.1),
+)
+
+
+def _exotic(rng: random.Random, event: dict[str, object]) -> str:
+    """One line for ``event`` in an encoding a reader must treat like the plain one."""
     pick = rng.random()
-    if pick < 0.04:  # legacy flat schema
+    for name, share in _EXOTIC:  # noqa: B007 - the loop leaves ``name`` set
+        if pick < share:
+            break
+        pick -= share
+    if name == "legacy":  # legacy flat schema
         legacy = {
             "ts": str(event["timestamp"]).replace(".000000", "")[:19] + "Z",
             "event": event["event_type"],
-            "user": event["user"],
-            "container": event["details"]["container"],  # type: ignore[index]
+            "user": event.get("user", "root"),
+            "container": event.get("details", {}).get("container", "host"),  # type: ignore[attr-defined]
         }
         return json.dumps(legacy)
-    if pick < 0.08:  # every non-ASCII character escaped
+    if name == "ascii":  # every non-ASCII character escaped
         return json.dumps(event, ensure_ascii=True, separators=(",", ":"))
-    if pick < 0.11:  # letters of the user name and a key \u-escaped
-        line = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    line = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    if name == "escaped_user" and "user" in event:  # letters of the user name and a key \u-escaped
         user = json.dumps(event["user"], ensure_ascii=False)
         return line.replace(f'"user":{user}', f'"us\\u0065r":"{_escaped(str(event["user"]))}"')
-    if pick < 0.14:  # duplicate key: the first value is overridden by the last
-        line = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    if name == "duplicate_key":  # the first value is overridden by the last
         return '{"user":"alice","event_type":"gpu.allocate",' + line[1:]
-    if pick < 0.16:  # spaced, non-compact
+    if name == "spaced":  # non-compact
         return json.dumps(event, ensure_ascii=False)
-    if pick < 0.17:  # a control character and an ANSI sequence in a value
-        event["details"]["command"] = "evil\x1b[31mred\x07"  # type: ignore[index]
+    # a control character and an ANSI sequence in a value
+    event.setdefault("details", {})["command"] = "evil\x1b[31mred\x07"  # type: ignore[index]
     return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -122,20 +158,28 @@ def generate(
     span: timedelta = timedelta(days=365),
     variety: bool = False,
     disorder: timedelta = timedelta(seconds=0),
+    exotic: float = 0.17,
+    malformed: float = 0.0,
 ) -> Iterator[str]:
-    """``count`` lines (no newline), time-ordered within ``disorder``."""
+    """``count`` lines (no newline), time-ordered within ``disorder``.
+
+    With ``variety``, a share ``exotic`` of the lines use an unusual encoding and a
+    share ``malformed`` are cut off mid-line (those are extra lines, not events).
+    """
     rng = random.Random(seed)
     step = span / max(count, 1)
     for index in range(count):
         when = start + step * index
-        if disorder and rng.random() < 0.05:
+        if disorder and rng.random() < 0.05:  # 5% of lines were written late
             when -= disorder * rng.random()
-        event = _event(rng, when, index)
-        yield (
-            _variant(rng, event)
-            if variety
-            else json.dumps(event, ensure_ascii=False, separators=(",", ":"))
-        )
+        event = _event(rng, when)
+        if variety and rng.random() < exotic:
+            yield _exotic(rng, event)
+            continue
+        line = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+        if variety and malformed and rng.random() < malformed:
+            yield line[: rng.randrange(1, len(line) - 1)]
+        yield line
 
 
 def write(path: str, count: int, **options: object) -> None:

@@ -8,15 +8,13 @@ file. Memory is bounded by the chunk size, whatever the file size.
 
 from __future__ import annotations
 
-import grp
-import gzip
 import json
 import os
 import re
-from typing import TYPE_CHECKING
 
 from ds01_events.query import parse_event_time
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from datetime import datetime
@@ -41,6 +39,8 @@ class LogUnreadableError(OSError):
 
 
 def _group_of(path: Path) -> str:
+    import grp  # noqa: PLC0415 - only for this message
+
     try:
         return grp.getgrgid(path.stat().st_gid).gr_name
     except (OSError, KeyError):
@@ -99,24 +99,60 @@ def iter_chunks(
     A final line without a newline is yielded too (a writer may be mid-append; the
     caller decides). ``.gz`` files ignore ``start``/``end`` and stream.
     """
+    for block, stop in iter_blocks(path, start, end, size):
+        yield block if stop == len(block) else block[:stop]
+
+
+def iter_blocks(
+    path: Path, start: int = 0, end: int | None = None, size: int = CHUNK_BYTES
+) -> Iterator[tuple[bytes, int]]:
+    """Like `iter_chunks`, but as ``(block, stop)``: ``block[:stop]`` is whole lines.
+
+    Saves copying each block to cut off the partial line at its end: a plain file is
+    read on from the start of that line instead.
+    """
+    if is_compressed(path):
+        for chunk in _stream_chunks(path, size):
+            yield chunk, len(chunk)
+        return
     try:
-        handle = gzip.open(path, "rb") if is_compressed(path) else path.open("rb")  # noqa: SIM115
+        handle = path.open("rb")
     except PermissionError as exc:
         raise LogUnreadableError(path, exc.strerror or "permission denied") from exc
     with handle:
-        if not is_compressed(path) and start:
-            handle.seek(start)
-        left = None if end is None or is_compressed(path) else end - start
+        position = handle.seek(start)
+        while end is None or position < end:
+            want = size if end is None else min(size, end - position)
+            block = handle.read(want)
+            if not block:
+                return
+            if end is not None and position + len(block) >= end and not block.endswith(b"\n"):
+                # Finish the line the end offset falls in, never cut it.
+                block += handle.readline()
+                yield block, len(block)
+                return
+            if len(block) < want:  # end of file: a last line without newline too
+                yield block, len(block)
+                return
+            stop = block.rfind(b"\n") + 1
+            if stop == 0:  # a line longer than the block: read it whole
+                block += handle.readline()
+                stop = len(block)
+            yield block, stop
+            position = handle.seek(position + stop)
+
+
+def _stream_chunks(path: Path, size: int) -> Iterator[bytes]:
+    import gzip  # noqa: PLC0415 - only rotated files are compressed
+
+    try:
+        handle = gzip.open(path, "rb")  # noqa: SIM115 - closed by the with below
+    except PermissionError as exc:
+        raise LogUnreadableError(path, exc.strerror or "permission denied") from exc
+    with handle:
         carry = b""
         while True:
-            want = size if left is None else min(size, left)
-            block = handle.read(want) if want > 0 else b""
-            if left is not None:
-                left -= len(block)
-                if left <= 0 and not block.endswith(b"\n"):
-                    # Finish the line the end offset falls in, never cut it.
-                    block += handle.readline()
-                    left = 0
+            block = handle.read(size)
             if not block:
                 if carry:
                     yield carry

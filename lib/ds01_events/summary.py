@@ -41,6 +41,7 @@ _one_decoder = msgspec.json.Decoder(_Counted)
 _HOUR = 13  # len("2026-11-22T02")
 _MINUTE = 16  # len("2026-11-22T02:54")
 _BATCH = 65536
+_GROUP = 128  # lines decoded together once a chunk holds a malformed line
 _FIXED = 27  # len("2026-11-22T02:54:43.774116Z")
 
 
@@ -125,15 +126,29 @@ def _decode_chunk(chunk: bytes, path: Path, stats: ScanStats) -> list[_Counted]:
             return batch
     except (msgspec.DecodeError, msgspec.ValidationError):
         pass
-    # Some line is not one object: count line by line, as the filtered path does.
+    # Some line is not one object. Decode groups of lines; only a group holding such a
+    # line is counted line by line, as the filtered path does, so a few malformed
+    # lines in every chunk do not send the whole file down the slow path.
+    rows = chunk.split(b"\n")
+    if rows and not rows[-1]:
+        rows.pop()
     good: list[_Counted] = []
-    for line in chunk.split(b"\n"):
-        if not line.strip():
+    for first in range(0, len(rows), _GROUP):
+        group = rows[first : first + _GROUP]
+        try:
+            batch = _one_decoder.decode_lines(b"\n".join(group))
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            batch = []
+        if len(batch) == len(group):
+            good.extend(batch)
             continue
-        if decode_event(line) is None:
-            stats.note_malformed(path)
-            continue
-        good.append(_one_decoder.decode(line))
+        for line in group:
+            if not line.strip():
+                continue
+            if decode_event(line) is None:
+                stats.note_malformed(path)
+                continue
+            good.append(_one_decoder.decode(line))
     return good
 
 

@@ -121,7 +121,7 @@ CASES = [
         ["--type", "auth", "--type", "resource"],
         f'{TYPE} | type == "string" and (startswith("auth") or startswith("resource"))',
     ),
-    (["--container", "alice-job3._.1000"], CONTAINER.format(c="alice-job3._.1000")),
+    (["--container", "alice-3._.1000"], CONTAINER.format(c="alice-3._.1000")),
     (["--container", "0"], CONTAINER.format(c="0")),
     (["--grep", "MIG-3"], ". != null"),
     (["--since", f"@{_epoch(30)}"], f"{TIME} >= {_epoch(30)}"),

@@ -68,3 +68,37 @@ def test_grep_needle_is_exact() -> None:
     """--grep pre-selects only lines that hold the text byte for byte."""
     chunk = b'{"a":"x"}\n{"a":"needle"}\n{"a":"y"}\n'
     assert list(candidate_lines(chunk, needles(Filters(grep="needle")))) == [b'{"a":"needle"}']
+
+
+_SHORT = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f", "\n": "\\n"}
+_RAW, _SHORT_FORM, _U_FORM = 0, 1, 2
+
+
+def _encode(text: str, choices: list[int]) -> str:
+    r"""Write ``text`` as a JSON string body, each character raw, short (\/) or \u-escaped."""
+    out = []
+    for index, char in enumerate(text):
+        pick = choices[index % len(choices)] if choices else _RAW
+        must_escape = char in '"\\' or ord(char) < 0x20
+        if pick == _SHORT_FORM and char in _SHORT:
+            out.append(_SHORT[char])
+        elif pick == _U_FORM or must_escape:
+            out.append(f"\\u{ord(char):04x}" if ord(char) < 0x10000 else char)
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+@given(
+    user=st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=8),
+    choices=st.lists(st.integers(_RAW, _U_FORM), max_size=8),
+    key_choices=st.lists(st.integers(_RAW, _U_FORM), max_size=4),
+)
+def test_needles_find_every_escaped_spelling(
+    user: str, choices: list[int], key_choices: list[int]
+) -> None:
+    r"""Any mix of raw, short (\/ \") and \u escapes in the value or the key is a candidate."""
+    line = '{"a":1,"' + _encode("user", key_choices) + '":"' + _encode(user, choices) + '"}'
+    assert json.loads(line)["user"] == user
+    chunk = b'{"user":"x"}\n' + line.encode() + b'\n{"user":"y"}\n'
+    assert line.encode() in list(candidate_lines(chunk, needles(Filters(users=(user,)))))

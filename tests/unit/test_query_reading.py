@@ -1,0 +1,108 @@
+"""Reading blocks of whole lines and decoding them: the two decoders agree, no line is cut."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ds01_events.decoding import EventDecoder
+from ds01_events.reader import iter_blocks, iter_chunks
+from ds01_events.search import candidate_lines
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+_msgspec_decode = msgspec.json.Decoder().decode
+
+EDGE_LINES = [
+    b'{"user":"alice"}',
+    b'{"user":"al\\u0069ce","us\\u0065r":"bob"}',
+    b'{"a":"\\ud800"}',
+    b'{"a":"\\uD83D\\uDE00"}',
+    b'{"a":"\\ud83d\\ude00"}',
+    b'{"a":NaN}',
+    b'{"a":-Infinity}',
+    b'{"a":1e999}',
+    b'{"a":-1e400}',
+    b'{"a":1.5e300}',
+    b'{"a":123456789012345678901234567890}',
+    b'{"a":"x\x01"}',
+    b'{"a":"\xff"}',
+    b'\xef\xbb\xbf{"a":1}',
+    b'  {"a" : 1 } \r',
+    b'{"a":1}{"b":2}',
+    b"[1, 2]",
+    b"{broken",
+    b'{"user":"a","user":"b"}',
+    b'{"a":"\\x"}',
+    b'{"a":01}',
+]
+
+
+def _reference(line: bytes) -> object:
+    try:
+        value = _msgspec_decode(line)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+@pytest.mark.parametrize("line", EDGE_LINES)
+def test_stdlib_decoder_agrees_with_msgspec(line: bytes) -> None:
+    """The decoder used for the first lines gives what msgspec gives, on every edge case."""
+    assert EventDecoder()(line) == _reference(line)
+
+
+@given(value=st.recursive(st.none() | st.booleans() | st.integers() | st.text(), st.lists))
+def test_decoders_agree_on_any_value(value: object) -> None:
+    """Whatever a user or detail holds, both decoders read the same event."""
+    for ascii_only in (True, False):
+        line = json.dumps({"user": value, "x": [value]}, ensure_ascii=ascii_only).encode()
+        assert EventDecoder()(line) == _reference(line)
+        assert EventDecoder(cheap_lines=0)(line) == _reference(line)
+
+
+def _write(path: Path, lines: list[bytes], *, final_newline: bool = True) -> None:
+    path.write_bytes(b"\n".join(lines) + (b"\n" if final_newline else b""))
+
+
+@pytest.mark.parametrize("size", [7, 16, 64, 1 << 16])
+@pytest.mark.parametrize("final_newline", [True, False])
+def test_blocks_hold_whole_lines(tmp_path: Path, size: int, final_newline: bool) -> None:
+    """Every line comes back once and whole, whatever the block size; longer lines too."""
+    lines = [b'{"n":%d,"pad":"%s"}' % (i, b"x" * (i * 7 % 40)) for i in range(200)]
+    path = tmp_path / "events.jsonl"
+    _write(path, lines, final_newline=final_newline)
+    seen: list[bytes] = []
+    for block, stop in iter_blocks(path, size=size):
+        body = block[:stop]
+        assert final_newline is False or body.endswith(b"\n")
+        seen.extend(x for x in body.split(b"\n") if x)
+    assert seen == lines
+    assert b"".join(iter_chunks(path, size=size)) == path.read_bytes()
+
+
+def test_blocks_stop_after_the_line_holding_end(tmp_path: Path) -> None:
+    """An end offset inside a line finishes that line and reads nothing after it."""
+    lines = [b'{"n":%d}' % i for i in range(100)]
+    path = tmp_path / "events.jsonl"
+    _write(path, lines)
+    data = path.read_bytes()
+    start = data.index(b'{"n":10}')
+    end = data.index(b'{"n":20}') + 3
+    got = b"".join(block[:stop] for block, stop in iter_blocks(path, start, end, size=16))
+    assert got == data[start : data.index(b'{"n":21}')]
+
+
+def test_candidates_ignore_bytes_past_stop() -> None:
+    """A needle in the partial line after ``stop`` is not a candidate."""
+    block = b'{"user":"alice"}\n{"user":"bob"}\n{"user":"ali'
+    stop = block.rindex(b"\n") + 1
+    assert list(candidate_lines(block, (b'"alice"', b"\\"), stop)) == [b'{"user":"alice"}']
+    assert list(candidate_lines(block, (b'"bob"',), stop)) == [b'{"user":"bob"}']
+    assert list(candidate_lines(block, None, stop)) == [b'{"user":"alice"}', b'{"user":"bob"}']
