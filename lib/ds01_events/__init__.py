@@ -8,9 +8,12 @@ would cost them more than a bisected query takes.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
+# Not typing.TYPE_CHECKING: importing typing costs every one-shot tool ~4 ms.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from ds01_events.catalogue import EVENT_TYPES, EventType
     from ds01_events.emit import EventWriter, log_event
     from ds01_events.envelope import (
