@@ -84,7 +84,11 @@ class StreamReader:
                     failures, outage_reported = 0, False
             except Exception as exc:
                 if not self._stopping.is_set() and not outage_reported:
-                    self._say(f"no Docker engine answers ({why(exc)}); retrying with backoff")
+                    self._say(
+                        f"no Docker engine answers ({why(exc)}); still serving scripts' events,"
+                        f" retrying every {self._backoff_cap:.0f} s at most. Start dockerd, or"
+                        " point --docker-host / DS01_DOCKER_HOST at it"
+                    )
                     outage_reported = True
             finally:
                 self.connected = False
