@@ -73,6 +73,13 @@ def lifecycle(containers, index, actions, lock):
     t0 = time.time()
     c = containers.create(["sleep", "30"], labels={"ds01.user": f"user{index % 5}"})
     done["create"] = (t0, time.time())
+    _start_stop_remove(c, done)
+    with lock:
+        actions[c.id] = done
+
+
+def _start_stop_remove(c, done):
+    """Start, stop and remove ``c``, noting in ``done`` when each step began and ended."""
     for action, call in (
         ("start", c.start),
         ("stop", lambda: c.stop(timeout=0)),
@@ -81,8 +88,6 @@ def lifecycle(containers, index, actions, lock):
         t0 = time.time()
         call()
         done[action] = (t0, time.time())
-    with lock:
-        actions[c.id] = done
 
 
 def burst(containers, count, actions, *, workers=6, on_progress=None):
@@ -113,16 +118,34 @@ def tolerant_lifecycle(host, actions, lock, labels):
             time.sleep(0.2)
     done["create"] = (t0, time.time())
     with contextlib.suppress(Exception):  # the daemon may go away under this lifecycle
-        for action, call in (
-            ("start", c.start),
-            ("stop", lambda: c.stop(timeout=0)),
-            ("remove", c.remove),
-        ):
-            t0 = time.time()
-            call()
-            done[action] = (t0, time.time())
+        _start_stop_remove(c, done)
     with lock:
         actions[c.id] = done
+
+
+def burst_across_restart(dockerd, actions, labels, *, count, restart_after):
+    """Run ``count`` tolerant lifecycles; restart ``dockerd`` once ``restart_after`` are done.
+
+    Afterwards remove whatever the restart left behind and return the ids whose end the
+    log must show: every lifecycle's container and every leftover.
+    """
+    lock = threading.Lock()
+    with ThreadPoolExecutor(3) as pool:
+        futures = [
+            pool.submit(tolerant_lifecycle, dockerd.host, actions, lock, labels)
+            for _ in range(count)
+        ]
+        while sum(f.done() for f in futures) < restart_after:
+            time.sleep(0.05)
+        dockerd.stop()  # by pid; without live-restore running containers stop with it
+        dockerd.start()
+        for future in futures:
+            future.result()
+    client = client_for(dockerd.host)
+    leftovers = [c.id for c in client.containers.list(all=True)]
+    for cid in leftovers:
+        client.containers.get(cid).remove(force=True)
+    return set(actions) | set(leftovers)
 
 
 def settled_ids(events):

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import signal
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -13,12 +11,12 @@ from tests.integration.docker_support import (
     IMAGE,
     PrivateDockerd,
     Runner,
+    burst_across_restart,
     client_for,
     duplicates,
     for_container,
     private_dockerd,
     settled_ids,
-    tolerant_lifecycle,
     unexplained,
 )
 
@@ -44,24 +42,8 @@ def test_dockerd_restart_mid_burst(tmp_path, dockerd):
     for c in sleepers:
         c.start()
     actions: dict[str, dict] = {}
-    lock = threading.Lock()
     try:
-        with ThreadPoolExecutor(3) as pool:
-            futures = [
-                pool.submit(tolerant_lifecycle, dockerd.host, actions, lock, LABELS)
-                for _ in range(60)
-            ]
-            while sum(f.done() for f in futures) < 20:
-                time.sleep(0.05)
-            dockerd.stop()  # without live-restore the sleepers stop with it
-            dockerd.start()
-            for future in futures:
-                future.result()
-        client = client_for(dockerd.host)
-        leftovers = [c.id for c in client.containers.list(all=True)]
-        for cid in leftovers:
-            client.containers.get(cid).remove(force=True)
-        settled = set(actions) | set(leftovers)
+        settled = burst_across_restart(dockerd, actions, LABELS, count=60, restart_after=20)
         events = runner.wait_for(lambda ev: settled <= settled_ids(ev), timeout=120)
     finally:
         runner.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -15,12 +14,12 @@ from tests.integration.docker_support import (
     IMAGE,
     Containers,
     burst,
+    burst_across_restart,
     client_for,
     docker_client,
     for_container,
     private_dockerd,
     settled_ids,
-    tolerant_lifecycle,
     unexplained,
 )
 
@@ -192,23 +191,8 @@ def test_dockerd_restart_mid_burst(make_watcher: Callable[..., Watcher]) -> None
         start_connected(watcher)
         sleeper.start()
         actions: dict[str, dict[str, Any]] = {}
-        lock = threading.Lock()
-        with ThreadPoolExecutor(3) as pool:
-            futures = [
-                pool.submit(tolerant_lifecycle, dockerd.host, actions, lock, labels)
-                for _ in range(40)
-            ]
-            while sum(f.done() for f in futures) < 12:
-                time.sleep(0.05)
-            dockerd.stop()  # by pid; without live-restore the sleeper stops with it
-            dockerd.start()
-            for future in futures:
-                future.result()
+        settled = burst_across_restart(dockerd, actions, labels, count=40, restart_after=12)
         client = client_for(dockerd.host)
-        leftovers = [c.id for c in client.containers.list(all=True)]
-        for cid in leftovers:
-            client.containers.get(cid).remove(force=True)
-        settled = set(actions) | set(leftovers)
         wait_log(watcher, lambda ev: settled <= settled_ids(ev), timeout=120)
         after = client.containers.create(IMAGE, ["true"], network_mode="none", labels=labels)
         after.remove()
