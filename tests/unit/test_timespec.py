@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import re
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ds01_events.timespec import TimespecError, parse_timespec
 
@@ -48,10 +51,74 @@ def test_today_across_dst_uses_the_days_own_offset() -> None:
     assert parse_timespec("today", now, BERLIN) == utc(2026, 3, 28, 23)
 
 
-@pytest.mark.parametrize("spec", ["bogus", "5 fortnights", "2026-13-01", "", "@x"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "bogus",
+        "5 fortnights",
+        "2026-13-01",
+        "",
+        "@x",
+        "@1e5",
+        "1_0h",
+        "@99999999999999",
+        "99999999999 weeks",
+    ],
+)
 def test_bad_spec_lists_forms(spec: str) -> None:
     """An unreadable spec raises one message that lists the accepted forms."""
     with pytest.raises(TimespecError) as caught:
         parse_timespec(spec, NOW, BERLIN)
     assert "accepted forms" in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+# The grammar of the relative and epoch forms, as regular expressions (ASCII digits).
+RELATIVE = re.compile(r"-?\s*([0-9]+(?:\.[0-9]+)?)\s*([a-z]+)(?:\s+ago)?")
+EPOCH = re.compile(r"@(-?[0-9]+(?:\.[0-9]+)?)")
+UNIT_SECONDS = {"s": 1, "min": 60, "h": 3600, "hours": 3600, "days": 86400, "week": 604800}
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "-",
+                "@",
+                " ",
+                "\t",
+                "1",
+                "30",
+                ".",
+                "5",
+                "h",
+                "min",
+                "hours",
+                "days",
+                "week",
+                "ago",
+                "x",
+            ]
+        ),
+        max_size=7,
+    ).map("".join)
+)
+def test_relative_and_epoch_forms_follow_their_grammar(spec: str) -> None:
+    """Whatever the admin types, the hand-written reader agrees with the grammar above."""
+    text = spec.strip().lower()
+    relative, epoch = RELATIVE.fullmatch(text), EPOCH.fullmatch(text)
+    try:
+        got: datetime | None = parse_timespec(spec, NOW, BERLIN)
+    except TimespecError:
+        got = None
+    if epoch:
+        assert got == datetime.fromtimestamp(float(epoch.group(1)), tz=timezone.utc)
+    elif relative and relative.group(2) in UNIT_SECONDS:
+        seconds = float(relative.group(1)) * UNIT_SECONDS[relative.group(2)]
+        try:
+            expected = NOW - timedelta(seconds=seconds)
+        except OverflowError:  # before year 1: refused as out of range
+            expected = None
+        assert got == expected
+    elif text not in {"now", "today"}:
+        assert got is None
