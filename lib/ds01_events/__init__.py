@@ -7,8 +7,6 @@ would cost them more than a bisected query takes.
 
 from __future__ import annotations
 
-import importlib
-
 # Not typing.TYPE_CHECKING: importing typing costs every one-shot tool ~4 ms.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -67,6 +65,8 @@ def __getattr__(name: str) -> Any:
     if module is None:
         msg = f"module 'ds01_events' has no attribute {name!r}"
         raise AttributeError(msg)
-    value = getattr(importlib.import_module(f"ds01_events.{module}"), name)
+    from importlib import import_module  # noqa: PLC0415 - not on the path of a quick query
+
+    value = getattr(import_module(f"ds01_events.{module}"), name)
     globals()[name] = value
     return value
