@@ -15,13 +15,14 @@ from ds01_events.reader import LogUnreadableError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from pathlib import Path
+
+    from ds01_events.reader import StrPath
 
 
 class LiveLog:
     """A reader positioned at ``offset`` of the file at ``path``; `poll` returns new lines."""
 
-    def __init__(self, path: Path, offset: int) -> None:
+    def __init__(self, path: StrPath, offset: int) -> None:
         self.path = path
         self._handle: BinaryIO | None = None
         self._partial = b""
@@ -30,7 +31,7 @@ class LiveLog:
 
     def _open(self) -> None:
         try:
-            self._handle = self.path.open("rb")
+            self._handle = open(self.path, "rb")  # noqa: SIM115 - closed in close()
         except FileNotFoundError:
             self._handle = None
             return
@@ -47,7 +48,7 @@ class LiveLog:
     def _replaced(self) -> bool:
         assert self._handle is not None  # noqa: S101 - callers check
         try:
-            now = self.path.stat()
+            now = os.stat(self.path)
         except FileNotFoundError:
             return False  # renamed away, the new file not created yet: keep reading the old
         mine = os.fstat(self._handle.fileno())
@@ -88,7 +89,7 @@ class LiveLog:
 
 
 def follow_lines(
-    path: Path,
+    path: StrPath,
     offset: int,
     interval: float = 0.2,
     keep_going: Callable[[], bool] = lambda: True,

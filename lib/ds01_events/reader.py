@@ -4,95 +4,128 @@ Siblings of ``events.jsonl`` are ``events.jsonl-YYYYMMDD``, ``events.jsonl-YYYYM
 (our logrotate ``dateformat``), ``events.jsonl.N`` (``.1`` newest), each optionally
 ``.gz``. Nothing here decodes JSON except `line_time`, used to bisect a time-ordered
 file. Memory is bounded by the chunk size, whatever the file size.
+
+Paths are plain strings (``os.PathLike`` accepted): pathlib, and the re it imports,
+cost more to load than a bisected ``--since`` query takes.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 
+from ds01_events.decoding import stdlib_decode
 from ds01_events.query import parse_event_time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import mmap
     from collections.abc import Callable, Iterator
     from datetime import datetime
-    from pathlib import Path
+
+    StrPath = str | os.PathLike[str]
 
 CHUNK_BYTES = 8 << 20
 _CLOSE_ENOUGH = 4096  # stop bisecting: scanning this much is cheaper than a seek
 DEFAULT_GROUP = "adm"
-_DATED = re.compile(r"-(\d{8})(?:-(\d+))?(\.gz)?")
-_NUMBERED = re.compile(r"\.(\d+)(\.gz)?")
 
 
 class LogUnreadableError(OSError):
     """A log file this user may not read; the message names the file and the group."""
 
-    def __init__(self, path: Path, reason: str) -> None:
+    def __init__(self, path: StrPath, reason: str) -> None:
         super().__init__(
-            f"cannot read {path}: {reason}; ask an admin to add you to group "
+            f"cannot read {os.fspath(path)}: {reason}; ask an admin to add you to group "
             f"{_group_of(path)!r} (sudo usermod -aG {_group_of(path)} $USER), then log in again"
         )
-        self.path = path
+        self.path = os.fspath(path)
 
 
-def _group_of(path: Path) -> str:
+def _group_of(path: StrPath) -> str:
     import grp  # noqa: PLC0415 - only for this message
 
     try:
-        return grp.getgrgid(path.stat().st_gid).gr_name
+        return grp.getgrgid(os.stat(path).st_gid).gr_name
     except (OSError, KeyError):
         return os.environ.get("DS01_EVENTS_GROUP", DEFAULT_GROUP)
 
 
-def log_files(live: Path) -> list[Path]:
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def _rotated_key(rest: str) -> tuple[int, str, int] | None:
+    """Where a sibling sorts, from the name after the live file's: None if not rotated.
+
+    ``-YYYYMMDD[-EPOCH][.gz]`` sorts by date then epoch; ``.N[.gz]`` (higher is older)
+    before every dated name.
+    """
+    rest = rest.removesuffix(".gz")
+    if rest.startswith("-"):
+        date, dash, epoch = rest[1:].partition("-")
+        if len(date) == len("YYYYMMDD") and _digits(date) and (not dash or _digits(epoch)):
+            return (1, date, int(epoch or 0))
+    elif rest.startswith(".") and _digits(rest[1:]):
+        return (0, "", -int(rest[1:]))
+    return None
+
+
+def log_files(live: StrPath) -> list[str]:
     """``live``'s rotated siblings oldest first, then ``live`` itself if it exists.
 
     Numbered names (``.N``: higher is older) count as older than dated names, which sort
     by date then epoch.
     """
-    numbered: list[tuple[int, Path]] = []
-    dated: list[tuple[str, int, Path]] = []
+    live = os.fspath(live)
+    folder, prefix = os.path.split(live)
     try:
-        entries = list(live.parent.iterdir())
+        names = os.listdir(folder or ".")
     except FileNotFoundError:
-        entries = []
+        names = []
     except PermissionError as exc:
-        raise LogUnreadableError(live.parent, exc.strerror or "permission denied") from exc
-    prefix = live.name
-    for entry in entries:
-        if not entry.name.startswith(prefix) or entry.name == prefix:
-            continue
-        rest = entry.name[len(prefix) :]
-        if match := _DATED.fullmatch(rest):
-            dated.append((match.group(1), int(match.group(2) or 0), entry))
-        elif match := _NUMBERED.fullmatch(rest):
-            numbered.append((int(match.group(1)), entry))
-    ordered = [p for _, p in sorted(numbered, reverse=True)]
-    ordered += [p for _, _, p in sorted(dated)]
-    if live.exists() or not ordered:
+        raise LogUnreadableError(folder, exc.strerror or "permission denied") from exc
+    keyed = ((_rotated_key(name[len(prefix) :]), name) for name in names if name.startswith(prefix))
+    rotated = sorted((key, os.path.join(folder, name)) for key, name in keyed if key is not None)
+    ordered = [path for _, path in rotated]
+    if os.path.exists(live) or not ordered:
         ordered.append(live)
     return ordered
 
 
-def is_compressed(path: Path) -> bool:
+def is_compressed(path: StrPath) -> bool:
     """Tell ``.gz`` files (read by streaming, never by seeking)."""
-    return path.name.endswith(".gz")
+    return os.fspath(path).endswith(".gz")
 
 
-def check_readable(path: Path) -> None:
+def check_readable(path: StrPath) -> None:
     """Raise LogUnreadableError (or FileNotFoundError) unless ``path`` can be opened."""
     try:
-        with path.open("rb"):
+        with open(path, "rb"):
             pass
     except PermissionError as exc:
         raise LogUnreadableError(path, exc.strerror or "permission denied") from exc
 
 
+def map_plain(path: StrPath) -> mmap.mmap | None:
+    """Map a plain file read-only (None when it is empty); close the map when done.
+
+    Our logrotate config renames and never truncates, so the mapped bytes stay there
+    (a file truncated under a mapping would fault on the lost pages).
+    """
+    import mmap  # noqa: PLC0415 - only scans with needles map the file
+
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    except PermissionError as exc:
+        raise LogUnreadableError(path, exc.strerror or "permission denied") from exc
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            return None
+        return mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_READ)
+
+
 def iter_chunks(
-    path: Path, start: int = 0, end: int | None = None, size: int = CHUNK_BYTES
+    path: StrPath, start: int = 0, end: int | None = None, size: int = CHUNK_BYTES
 ) -> Iterator[bytes]:
     """Blocks of whole lines of ``path`` from byte ``start`` to ``end`` (plain files).
 
@@ -104,7 +137,7 @@ def iter_chunks(
 
 
 def iter_blocks(
-    path: Path, start: int = 0, end: int | None = None, size: int = CHUNK_BYTES
+    path: StrPath, start: int = 0, end: int | None = None, size: int = CHUNK_BYTES
 ) -> Iterator[tuple[bytes, int]]:
     """Like `iter_chunks`, but as ``(block, stop)``: ``block[:stop]`` is whole lines.
 
@@ -116,7 +149,7 @@ def iter_blocks(
             yield chunk, len(chunk)
         return
     try:
-        handle = path.open("rb")
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
     except PermissionError as exc:
         raise LogUnreadableError(path, exc.strerror or "permission denied") from exc
     with handle:
@@ -142,7 +175,7 @@ def iter_blocks(
             position = handle.seek(position + stop)
 
 
-def _stream_chunks(path: Path, size: int) -> Iterator[bytes]:
+def _stream_chunks(path: StrPath, size: int) -> Iterator[bytes]:
     import gzip  # noqa: PLC0415 - only rotated files are compressed
 
     try:
@@ -165,10 +198,10 @@ def _stream_chunks(path: Path, size: int) -> Iterator[bytes]:
             carry = block[cut + 1 :]
 
 
-def lines_backwards(path: Path, end: int | None = None, block: int = 1 << 16) -> Iterator[bytes]:
+def lines_backwards(path: StrPath, end: int | None = None, block: int = 1 << 16) -> Iterator[bytes]:
     """Yield the lines of a plain file before byte ``end``, last first."""
     try:
-        handle = path.open("rb")
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
     except PermissionError as exc:
         raise LogUnreadableError(path, exc.strerror or "permission denied") from exc
     with handle:
@@ -189,8 +222,8 @@ def lines_backwards(path: Path, end: int | None = None, block: int = 1 << 16) ->
 def line_time(line: bytes) -> datetime | None:
     """Return the time of one line, or None when it is not an event with a time."""
     try:
-        obj = json.loads(line)
-    except ValueError:
+        obj = stdlib_decode(line.decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
     if not isinstance(obj, dict):
         return None
@@ -222,13 +255,13 @@ def _time_at_or_after(handle: object, offset: int, size: int) -> tuple[int, date
     return size, None
 
 
-def bisect_offset(path: Path, when: datetime) -> int:
+def bisect_offset(path: StrPath, when: datetime) -> int:
     """Find a line-start offset in a time-ordered plain file before which every line is < ``when``.
 
     Lines without a time are stepped over. Costs O(log size) short reads.
     """
     try:
-        handle = path.open("rb")
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
     except PermissionError as exc:
         raise LogUnreadableError(path, exc.strerror or "permission denied") from exc
     with handle:
@@ -245,7 +278,7 @@ def bisect_offset(path: Path, when: datetime) -> int:
         return lo
 
 
-def first_time(path: Path) -> datetime | None:
+def first_time(path: StrPath) -> datetime | None:
     """Return the time of the first line that has one (reads only the start of the file)."""
     for chunk in iter_chunks(path, size=1 << 16):
         for line in chunk.split(b"\n"):

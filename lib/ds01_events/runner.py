@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 from datetime import datetime, timedelta, timezone, tzinfo
-from pathlib import Path
 
 from ds01_events import reader, search
 from ds01_events.query import Filters, event_time, matches
@@ -134,13 +133,13 @@ def build_filters(request: QueryRequest, now: datetime, local: tzinfo | None) ->
     )
 
 
-def resolve_files(given: Sequence[str], environ: Mapping[str, str]) -> list[Path]:
+def resolve_files(given: Sequence[str], environ: Mapping[str, str]) -> list[str]:
     """Every file to read, oldest first; raise UserError when none is there or readable."""
-    lives = [Path(p) for p in given] or [Path(environ.get("DS01_EVENTS_FILE") or DEFAULT_FILE)]
-    files: list[Path] = []
+    lives = list(given) or [environ.get("DS01_EVENTS_FILE") or DEFAULT_FILE]
+    files: list[str] = []
     for live in lives:
         files.extend(reader.log_files(live))
-    present = [p for p in files if p.exists()]
+    present = [p for p in files if os.path.exists(p)]
     if not present:
         names = ", ".join(str(p) for p in lives)
         raise UserError(f"no event log at {names}: set DS01_EVENTS_FILE or pass --file PATH")
@@ -151,7 +150,7 @@ def resolve_files(given: Sequence[str], environ: Mapping[str, str]) -> list[Path
 
 def _report(stats: search.ScanStats, err: TextIO) -> None:
     if stats.malformed:
-        where = ", ".join(f"{Path(p).name}: {n}" for p, n in stats.where.items())
+        where = ", ".join(f"{os.path.basename(p)}: {n}" for p, n in stats.where.items())
         err.write(
             f"ds01-events: skipped {stats.malformed} malformed line(s) ({where});"
             " run 'ds01-events verify' to see them as file:line\n"
@@ -223,7 +222,7 @@ def run_query(request: QueryRequest, streams: Streams, now: datetime | None = No
 
 
 def _follow(
-    files: list[Path],
+    files: list[str],
     filters: Filters,
     request: QueryRequest,
     streams: Streams,
@@ -233,7 +232,7 @@ def _follow(
     from ds01_events.follow import follow_lines  # noqa: PLC0415 - only --follow needs it
 
     live = files[-1]
-    start = live.stat().st_size
+    start = os.stat(live).st_size
     last = search.last_matches(files, filters, max(request.limit, 0), stats=stats, live_end=start)
     colour = render.use_colour(streams.out, streams.environ)
     if request.json:

@@ -9,7 +9,6 @@ of time order near rotation boundaries.
 
 from __future__ import annotations
 
-from collections import deque
 from datetime import datetime, timedelta
 
 from ds01_events import bytescan, reader
@@ -19,11 +18,13 @@ from ds01_events.query import event_time, matches, needles
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
-    from pathlib import Path
 
+    from ds01_events.bytescan import Buffer, Finder
     from ds01_events.query import Filters, Obj
+    from ds01_events.reader import StrPath
 
 DEFAULT_MARGIN = timedelta(minutes=10)
+SCAN_WINDOW = 8 << 20  # bytes of a mapped file searched before its candidates are yielded
 # One per process: it only remembers whether msgspec has been loaded yet.
 _decoder = EventDecoder()
 
@@ -38,7 +39,7 @@ class ScanStats:
         self.malformed = 0
         self.where: dict[str, int] = {}
 
-    def note_malformed(self, path: Path) -> None:
+    def note_malformed(self, path: StrPath) -> None:
         """Count one undecodable line in ``path``."""
         self.malformed += 1
         self.where[str(path)] = self.where.get(str(path), 0) + 1
@@ -61,37 +62,99 @@ def decode_event(line: bytes) -> Obj | None:
 
 
 def candidate_lines(
-    chunk: bytes, wanted: Sequence[bytes] | None, stop: int | None = None
+    chunk: Buffer,
+    wanted: Sequence[bytes] | None,
+    stop: int | None = None,
+    *,
+    start: int = 0,
+    find: Finder | None = None,
 ) -> Iterator[bytes]:
-    """Yield the lines of ``chunk[:stop]`` (in order) holding one of ``wanted``; all when None.
+    """Yield the lines of ``chunk[start:stop]`` (in order) holding one of ``wanted``; all when None.
 
-    Each needle is searched over the whole block at C speed; line boundaries are
-    looked for only around a hit.
+    ``start`` must be a line start. Each needle is searched over the whole range at C
+    speed (``find``: a `bytescan` searcher over ``chunk``); line boundaries are looked
+    for only around a hit.
     """
     stop = len(chunk) if stop is None else stop
     if wanted is None:
-        body = chunk if stop == len(chunk) else chunk[:stop]
+        if isinstance(chunk, bytes) and start == 0 and stop == len(chunk):
+            body = chunk
+        else:
+            body = chunk[start:stop]
         yield from (line for line in body.split(b"\n") if line.strip())
         return
     spans: dict[int, int] = {}
-    for needle in wanted:
-        # A lone byte is found with memchr, several times faster than a longer needle:
-        # look for the backslash of b"\\u", then for the whole needle in that line.
-        probe = needle[:1] if needle == b"\\u" else needle
-        find = chunk.find if len(probe) == 1 else bytescan.finder(chunk)
-        position = find(probe, 0, stop)
-        while position >= 0:
-            end = chunk.find(b"\n", position, stop)
-            if end < 0:
-                end = stop
-            if probe is needle or chunk.find(needle, position, end) >= 0:
-                spans[chunk.rfind(b"\n", 0, position) + 1] = end
-            position = find(probe, end + 1, stop)
-    for start in sorted(spans):
-        yield chunk[start : spans[start]]
+    plain = [n for n in wanted if not n.startswith(b"\\")]
+    escaped = [n for n in wanted if n.startswith(b"\\")]
+    for needle in plain:
+        if find is None:
+            find = bytescan.finder(chunk) if isinstance(chunk, bytes) else chunk.find
+        _add_spans(spans, chunk, find, needle, (), start=start, stop=stop)
+    if escaped:
+        # One pass for all escape needles: memchr finds each backslash several times
+        # faster than a longer needle is found; the needles are then looked for in its line.
+        checks = () if b"\\" in escaped else tuple(escaped)
+        _add_spans(spans, chunk, chunk.find, b"\\", checks, start=start, stop=stop)
+    for begin in sorted(spans):
+        yield chunk[begin : spans[begin]]
 
 
-def _byte_range(path: Path, filters: Filters, margin: timedelta) -> tuple[int, int | None]:
+def _add_spans(
+    spans: dict[int, int],
+    chunk: Buffer,
+    find: Finder,
+    probe: bytes,
+    checks: tuple[bytes, ...],
+    *,
+    start: int,
+    stop: int,
+) -> None:
+    """Note ``{line start: line end}`` of each line holding ``probe`` (and one of ``checks``)."""
+    position = find(probe, start, stop)
+    while position >= 0:
+        end = chunk.find(b"\n", position, stop)
+        if end < 0:
+            end = stop
+        if not checks or any(chunk.find(c, position, end) >= 0 for c in checks):
+            spans[chunk.rfind(b"\n", start, position) + 1 or start] = end
+        position = find(probe, end + 1, stop)
+
+
+def _line_end(buffer: Buffer, position: int, last: int) -> int:
+    """Return the offset just past the line ``position`` falls in (at most ``last``)."""
+    newline = buffer.find(b"\n", position, last)
+    return newline + 1 if newline >= 0 else last
+
+
+def mapped_candidates(
+    path: StrPath, wanted: Sequence[bytes], start: int = 0, end: int | None = None
+) -> Iterator[bytes]:
+    """`candidate_lines` of a plain file from ``start`` to the line ``end`` falls in.
+
+    The file is mapped, not read: only candidate lines are copied out, window by
+    window, so a full scan costs the needle search and little else. The mapping's
+    size is the file's when the scan starts; lines appended later are not read.
+    """
+    mapped = reader.map_plain(path)
+    if mapped is None:
+        return
+    with mapped, bytescan.Searcher(mapped) as searcher:
+        last = (
+            len(mapped)
+            if end is None
+            else min(_line_end(mapped, max(end - 1, 0), len(mapped)), len(mapped))
+        )
+        position = start
+        while position < last:
+            stop = min(position + SCAN_WINDOW, last)
+            if stop < last:
+                cut = mapped.rfind(b"\n", position, stop) + 1
+                stop = cut if cut > position else _line_end(mapped, stop, last)
+            yield from candidate_lines(mapped, wanted, stop, start=position, find=searcher.find)
+            position = stop
+
+
+def _byte_range(path: StrPath, filters: Filters, margin: timedelta) -> tuple[int, int | None]:
     if reader.is_compressed(path):
         return 0, None
     start = 0 if filters.since is None else reader.bisect_offset(path, filters.since - margin)
@@ -102,7 +165,7 @@ def _byte_range(path: Path, filters: Filters, margin: timedelta) -> tuple[int, i
     return start, end
 
 
-def _skip_file(files: Sequence[Path], index: int, filters: Filters, margin: timedelta) -> bool:
+def _skip_file(files: Sequence[StrPath], index: int, filters: Filters, margin: timedelta) -> bool:
     """Tell whether a newer file starts before ``since``: every line here is older."""
     if filters.since is None or index + 1 >= len(files):
         return False
@@ -111,7 +174,7 @@ def _skip_file(files: Sequence[Path], index: int, filters: Filters, margin: time
 
 
 def iter_matches(
-    files: Sequence[Path],
+    files: Sequence[StrPath],
     filters: Filters,
     stats: ScanStats,
     margin: timedelta = DEFAULT_MARGIN,
@@ -122,17 +185,26 @@ def iter_matches(
         if _skip_file(files, index, filters, margin):
             continue
         start, end = _byte_range(path, filters, margin)
-        for block, stop in reader.iter_blocks(path, start, end):
-            for line in candidate_lines(block, wanted, stop):
-                event = decode_event(line)
-                if event is None:
-                    stats.note_malformed(path)
-                elif matches(event, filters, line):
-                    yield Match(line.rstrip(b"\r"), event)
+        for line in _candidates(path, wanted, start, end):
+            event = _decoder(line)
+            if event is None:
+                stats.note_malformed(path)
+            elif matches(event, filters, line):
+                yield Match(line.rstrip(b"\r"), event)
+
+
+def _candidates(
+    path: StrPath, wanted: Sequence[bytes] | None, start: int, end: int | None
+) -> Iterator[bytes]:
+    if wanted is not None and not reader.is_compressed(path):
+        yield from mapped_candidates(path, wanted, start, end)
+        return
+    for block, stop in reader.iter_blocks(path, start, end):
+        yield from candidate_lines(block, wanted, stop)
 
 
 def last_matches(
-    files: Sequence[Path],
+    files: Sequence[StrPath],
     filters: Filters,
     count: int,
     *,
@@ -151,6 +223,8 @@ def last_matches(
         if len(found) >= count:
             break
         if reader.is_compressed(path):
+            from collections import deque  # noqa: PLC0415 - only for compressed files
+
             window: deque[Match] = deque(maxlen=count - len(found))
             window.extend(iter_matches([path], filters, stats))
             found.extend(reversed(window))

@@ -21,7 +21,8 @@ from ds01_events.search import ScanStats, decode_event
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
-    from pathlib import Path
+
+    from ds01_events.reader import StrPath
 
 NO_USER = "(none)"
 NO_TYPE = "(none)"
@@ -118,7 +119,7 @@ def summarize_events(events: Iterable[Obj], local: tzinfo | None = None) -> Summ
     return summary
 
 
-def _decode_chunk(chunk: bytes, path: Path, stats: ScanStats) -> list[_Counted]:
+def _decode_chunk(chunk: bytes, path: StrPath, stats: ScanStats) -> list[_Counted]:
     lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
     try:
         batch = _one_decoder.decode_lines(chunk)
@@ -153,7 +154,7 @@ def _decode_chunk(chunk: bytes, path: Path, stats: ScanStats) -> list[_Counted]:
 
 
 def summarize_files(
-    files: Sequence[Path], stats: ScanStats, local: tzinfo | None = None
+    files: Sequence[StrPath], stats: ScanStats, local: tzinfo | None = None
 ) -> Summary:
     """Count every event in ``files`` (the unfiltered fast path)."""
     summary = Summary()

@@ -13,7 +13,8 @@ from ds01_events.search import decode_event
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from datetime import datetime, timedelta
-    from pathlib import Path
+
+    from ds01_events.reader import StrPath
 
 _EVENT_TYPE = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_]+)+")
 
@@ -39,7 +40,7 @@ def line_problem(line: bytes) -> tuple[str | None, datetime | None]:
 
 
 def check_file(
-    path: Path, previous: datetime | None, margin: timedelta
+    path: StrPath, previous: datetime | None, margin: timedelta
 ) -> Iterator[tuple[int, str | None, datetime | None]]:
     """(line number, problem or None, time) for every non-empty line of ``path``.
 

@@ -1,11 +1,19 @@
-"""The C-library search used for full scans finds exactly what ``bytes.find`` finds."""
+"""The C-library search used for full scans finds exactly what ``bytes.find`` finds, in place."""
 
 from __future__ import annotations
 
+import mmap
+import tempfile
+from typing import TYPE_CHECKING
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ds01_events.bytescan import finder
+from ds01_events.bytescan import Searcher, finder
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @given(
@@ -30,3 +38,37 @@ def test_every_occurrence_in_a_large_block() -> None:
         hits.append(position)
         position = find(b'"alice"', position + 1, len(block))
     assert hits == [block.index(b'"alice"'), len(block) - 7]
+
+
+@given(
+    block=st.binary(min_size=1, max_size=300),
+    needle=st.binary(min_size=2, max_size=6),
+    start=st.integers(-5, 310),
+    stop=st.integers(-5, 310),
+)
+def test_mapped_file_same_offsets(block: bytes, needle: bytes, start: int, stop: int) -> None:
+    """Searching a read-only map of the file in place gives the offsets bytes.find gives."""
+    block = block + needle + block
+    with tempfile.TemporaryFile() as handle:
+        handle.write(block)
+        handle.flush()
+        with (
+            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
+            Searcher(mapped, worth_loading=0) as searcher,
+        ):
+            assert searcher.find(needle, start, stop) == block.find(needle, start, stop)
+
+
+def test_searcher_holds_the_map_until_closed(tmp_path: Path) -> None:
+    """The map's memory is held (searched in place) while the searcher is open, and let go after."""
+    path = tmp_path / "log"
+    path.write_bytes(b'{"user":"alice"}\n' * 1000)
+    with path.open("rb") as handle:
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    searcher = Searcher(mapped, worth_loading=0)
+    assert searcher.find(b'"alice"', 20, len(mapped)) == 17 + 8
+    with pytest.raises(BufferError):
+        mapped.close()  # exported to memmem: cannot be unmapped under it
+    searcher.close()
+    searcher.close()  # twice is harmless
+    mapped.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -10,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ds01_events import search
 from ds01_events.decoding import EventDecoder
 from ds01_events.reader import iter_blocks, iter_chunks
 from ds01_events.search import candidate_lines
@@ -56,6 +59,30 @@ def _reference(line: bytes) -> object:
 def test_stdlib_decoder_agrees_with_msgspec(line: bytes) -> None:
     """The decoder used for the first lines gives what msgspec gives, on every edge case."""
     assert EventDecoder()(line) == _reference(line)
+
+
+FRESH_PROCESS = """
+import ast, sys
+from ds01_events.decoding import EventDecoder
+decode = EventDecoder()
+decode(b'{"user": "alice"}')
+print("re" in sys.modules)
+print(repr([decode(line) for line in ast.literal_eval(sys.stdin.read())]))
+"""
+
+
+def test_stdlib_decoder_in_a_fresh_process() -> None:
+    """Before anything loads json, every edge case still decodes as msgspec decodes it."""
+    result = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS],
+        input=repr(EDGE_LINES),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    re_loaded, got = result.stdout.splitlines()
+    assert re_loaded == "False"  # a good line costs no import of json or re
+    assert got == repr([_reference(line) for line in EDGE_LINES])
 
 
 @given(value=st.recursive(st.none() | st.booleans() | st.integers() | st.text(), st.lists))
@@ -106,3 +133,31 @@ def test_candidates_ignore_bytes_past_stop() -> None:
     assert list(candidate_lines(block, (b'"alice"', b"\\"), stop)) == [b'{"user":"alice"}']
     assert list(candidate_lines(block, (b'"bob"',), stop)) == [b'{"user":"bob"}']
     assert list(candidate_lines(block, None, stop)) == [b'{"user":"alice"}', b'{"user":"bob"}']
+
+
+@pytest.mark.parametrize("window", [16, 64, 1 << 20])
+@pytest.mark.parametrize("final_newline", [True, False])
+def test_mapped_scan_finds_what_reading_finds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: int, final_newline: bool
+) -> None:
+    """The mapped full scan yields the read path's candidates, whatever the window and range."""
+    lines = [
+        b'{"n":%d,"user":"%s","pad":"%s"}'
+        % (i, [b"alice", b"bob", b"al\\u0069ce"][i % 3], b"x" * (i * 7 % 40))
+        for i in range(300)
+    ]
+    path = tmp_path / "events.jsonl"
+    _write(path, lines, final_newline=final_newline)
+    data = path.read_bytes()
+    monkeypatch.setattr(search, "SCAN_WINDOW", window)
+    wanted = (b'"alice"', b"\\u006")
+    for start, end in [(0, None), (data.index(b'{"n":10,'), data.index(b'{"n":200,') + 5)]:
+        read = [
+            line
+            for block, stop in iter_blocks(path, start, end)
+            for line in candidate_lines(block, wanted, stop)
+        ]
+        assert list(search.mapped_candidates(path, wanted, start, end)) == read
+        assert len(read) > 60
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    assert list(search.mapped_candidates(tmp_path / "empty.jsonl", wanted)) == []
