@@ -183,16 +183,38 @@ def _literal_of(value: str) -> bytes:
     return max(pieces, key=len).encode()
 
 
+def _escape_starts(text: str) -> set[bytes]:
+    r"""The first five bytes of every ``\uXXXX`` escape a character of ``text`` can be written as.
+
+    Hex digits may be either case, so ``ó`` (U+00F3) gives ``\u00f`` and ``\u00F``; a
+    character beyond U+FFFF is a surrogate pair, whose escape starts ``\ud`` or ``\uD``.
+    """
+    starts: set[bytes] = set()
+    for char in set(text):
+        code = ord(char)
+        if code > 0xFFFF:  # noqa: PLR2004 - the last character one escape holds
+            starts |= {b"\\ud", b"\\uD"}
+            continue
+        spellings = [b"\\u"]
+        for digit in f"{code:04x}"[:3]:
+            cases = {digit, digit.upper()}
+            spellings = [s + c.encode() for s in spellings for c in sorted(cases)]
+        starts.update(spellings)
+    return starts
+
+
 def needles(filters: Filters) -> tuple[bytes, ...] | None:
     r"""Byte strings at least one of which every matching line contains; None: no such set.
 
-    A JSON string value either appears raw (its UTF-8 bytes) or holds an escape, so
-    its line contains a backslash: a value needle is paired with an escape needle.
-    Letters, digits and most punctuation can only be escaped as ``\uXXXX`` (so can
-    the letters of a key such as ``user``), so for such values the escape needle is
-    ``b"\\u"``; a value holding ``/`` or a character JSON must escape (quote,
-    backslash, control characters) gets ``b"\\"`` and, for the latter, nothing else.
-    ``--grep`` is a raw substring, so it is its own exact needle and preferred.
+    A JSON string value either appears raw (its UTF-8 bytes) or holds an escape of one
+    of its characters. Letters, digits and most punctuation can only be escaped as
+    ``\uXXXX``, so such a value is paired with the starts of its characters' escapes
+    (`_escape_starts`: ``alice`` gives ``\u006``); escaping the key (``\u0075ser``)
+    changes nothing, as the value is still raw or escaped. A value holding ``/`` or a
+    character JSON must escape (quote, backslash, control characters) gets ``b"\\"``
+    and, for the latter, nothing else. ``--grep`` is a raw substring, so it is its own
+    exact needle and preferred. `candidate_lines` looks for every needle that starts
+    with a backslash in one pass.
     """
     if filters.grep:
         return (filters.grep.encode(),)
@@ -202,17 +224,20 @@ def needles(filters: Filters) -> tuple[bytes, ...] | None:
         if not group:
             continue
         found: set[bytes] = set()
-        escape = b"\\u"
+        escapes: set[bytes] = set()
         for value in group:
             literal = _literal_of(value)
             if not literal:
                 return None
+            escapes |= _escape_starts(literal.decode())
             if any(c in _SHORT_ESCAPED for c in literal):
-                escape = b"\\"
+                escapes.add(b"\\")
             if any(c < _FIRST_PRINTABLE or c in b'"\\' for c in literal):
                 continue
             if quote and "*" not in value:
                 literal = b'"' + literal + (b'"' if quote == "both" else b"")
             found.add(literal)
-        return tuple(sorted({*found, escape}))
+        if b"\\" in escapes:
+            escapes = {b"\\"}  # every line with a backslash: the others are among them
+        return tuple(sorted(found | escapes))
     return None

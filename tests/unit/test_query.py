@@ -71,7 +71,24 @@ def test_grep_needle_is_exact() -> None:
 
 
 _SHORT = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f", "\n": "\\n"}
-_RAW, _SHORT_FORM, _U_FORM = 0, 1, 2
+_RAW, _SHORT_FORM, _U_LOWER, _U_UPPER, _U_MIXED = range(5)
+
+
+def _u_escape(char: str, pick: int) -> str:
+    r"""``\uXXXX`` (a surrogate pair beyond U+FFFF) with hex digits in the picked case."""
+    code = ord(char)
+    units = (
+        [code] if code <= 0xFFFF else [0xD800 + ((code - 0x10000) >> 10), 0xDC00 + (code & 0x3FF)]
+    )
+    out = []
+    for unit in units:
+        digits = f"{unit:04x}"
+        if pick == _U_UPPER:
+            digits = digits.upper()
+        elif pick == _U_MIXED:
+            digits = "".join(d.upper() if i % 2 else d for i, d in enumerate(digits))
+        out.append("\\u" + digits)
+    return "".join(out)
 
 
 def _encode(text: str, choices: list[int]) -> str:
@@ -82,8 +99,8 @@ def _encode(text: str, choices: list[int]) -> str:
         must_escape = char in '"\\' or ord(char) < 0x20
         if pick == _SHORT_FORM and char in _SHORT:
             out.append(_SHORT[char])
-        elif pick == _U_FORM or must_escape:
-            out.append(f"\\u{ord(char):04x}" if ord(char) < 0x10000 else char)
+        elif pick >= _U_LOWER or must_escape:
+            out.append(_u_escape(char, pick))
         else:
             out.append(char)
     return "".join(out)
@@ -91,8 +108,8 @@ def _encode(text: str, choices: list[int]) -> str:
 
 @given(
     user=st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=8),
-    choices=st.lists(st.integers(_RAW, _U_FORM), max_size=8),
-    key_choices=st.lists(st.integers(_RAW, _U_FORM), max_size=4),
+    choices=st.lists(st.integers(_RAW, _U_MIXED), max_size=8),
+    key_choices=st.lists(st.integers(_RAW, _U_MIXED), max_size=4),
 )
 def test_needles_find_every_escaped_spelling(
     user: str, choices: list[int], key_choices: list[int]
@@ -102,3 +119,33 @@ def test_needles_find_every_escaped_spelling(
     assert json.loads(line)["user"] == user
     chunk = b'{"user":"x"}\n' + line.encode() + b'\n{"user":"y"}\n'
     assert line.encode() in list(candidate_lines(chunk, needles(Filters(users=(user,)))))
+
+
+@given(
+    value=st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=8),
+    extra=st.text(max_size=4),
+    choices=st.lists(st.integers(_RAW, _U_MIXED), max_size=8),
+    field=st.sampled_from(["container", "legacy_container", "type_prefix", "type_glob"]),
+)
+def test_container_and_type_needles_find_every_escaped_spelling(
+    value: str, extra: str, choices: list[int], field: str
+) -> None:
+    """Containers (both schemas) and type prefixes and globs: every escaped spelling is found."""
+    if field == "container":
+        event, filters = {"details": {"container": value}}, Filters(containers=(value,))
+    elif field == "legacy_container":
+        event, filters = {"container": value}, Filters(containers=(value,))
+    elif field == "type_prefix":
+        event, filters = {"event_type": value + extra}, Filters(types=(value,))
+    else:
+        event = {"event_type": extra + value}
+        filters = Filters(types=("*" + value.replace("*", "").replace("?", "") + "*",))
+    raw = json.dumps(event, ensure_ascii=False)
+    text = next(iter(event.values()))
+    text = text["container"] if isinstance(text, dict) else text
+    line = raw.replace(json.dumps(text, ensure_ascii=False), '"' + _encode(text, choices) + '"')
+    decoded = json.loads(line)
+    if not matches(decoded, filters, line.encode()):
+        return  # a glob with [ or ] in it, say: nothing to find
+    chunk = b'{"event_type":"x"}\n' + line.encode() + b"\n"
+    assert line.encode() in list(candidate_lines(chunk, needles(filters)))
