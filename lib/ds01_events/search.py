@@ -17,6 +17,7 @@ from ds01_events.query import event_time, matches, needles
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import mmap
     from collections.abc import Iterator, Sequence
 
     from ds01_events.bytescan import Buffer, Finder
@@ -139,11 +140,8 @@ def mapped_candidates(
     if mapped is None:
         return
     with mapped, bytescan.Searcher(mapped) as searcher:
-        last = (
-            len(mapped)
-            if end is None
-            else min(_line_end(mapped, max(end - 1, 0), len(mapped)), len(mapped))
-        )
+        size = len(mapped)
+        last = size if end is None else _line_end(mapped, max(end - 1, 0), size)
         position = start
         while position < last:
             stop = min(position + SCAN_WINDOW, last)
@@ -151,7 +149,22 @@ def mapped_candidates(
                 cut = mapped.rfind(b"\n", position, stop) + 1
                 stop = cut if cut > position else _line_end(mapped, stop, last)
             yield from candidate_lines(mapped, wanted, stop, start=position, find=searcher.find)
+            _forget_pages(mapped, position, stop)
             position = stop
+
+
+def _forget_pages(mapped: mmap.mmap, start: int, stop: int) -> None:
+    """Unmap the searched window's pages from this process (they stay in the page cache).
+
+    Without it every page a scan touched counts in its RSS until the end: a full scan
+    of a 2 GB log would look like a 2 GB process.
+    """
+    import mmap  # noqa: PLC0415 - already loaded by reader.map_plain
+
+    first = -(-start // mmap.PAGESIZE) * mmap.PAGESIZE  # whole pages only: the next
+    last = stop // mmap.PAGESIZE * mmap.PAGESIZE  # window may start on this one
+    if last > first and hasattr(mmap, "MADV_DONTNEED"):
+        mapped.madvise(mmap.MADV_DONTNEED, first, last - first)
 
 
 def _byte_range(path: StrPath, filters: Filters, margin: timedelta) -> tuple[int, int | None]:

@@ -161,3 +161,29 @@ def test_mapped_scan_finds_what_reading_finds(
         assert len(read) > 60
     (tmp_path / "empty.jsonl").write_bytes(b"")
     assert list(search.mapped_candidates(tmp_path / "empty.jsonl", wanted)) == []
+
+
+SCAN_RSS = """
+import resource, sys
+from ds01_events import search
+search.SCAN_WINDOW = 1 << 20
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+found = sum(1 for _ in search.mapped_candidates(sys.argv[1], (b'"alice"', b"\\\\u006")))
+grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(found, grown)
+"""
+
+
+def test_full_scan_memory_stays_flat(tmp_path: Path) -> None:
+    """Scanning a 64 MiB file through its map leaves the process's peak RSS near the window."""
+    path = tmp_path / "events.jsonl"
+    line = b'{"user":"bob","details":{"pad":"' + b"x" * 200 + b'"}}\n'
+    with path.open("wb") as handle:
+        for _ in range(64):
+            handle.write(line * ((1 << 20) // len(line)) + b'{"user":"alice"}\n')
+    result = subprocess.run(
+        [sys.executable, "-c", SCAN_RSS, str(path)], capture_output=True, text=True, check=True
+    )
+    found, grown_kib = map(int, result.stdout.split())
+    assert found == 64
+    assert grown_kib < 16 * 1024  # every page kept mapped would be 64 MiB
