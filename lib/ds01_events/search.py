@@ -149,22 +149,23 @@ def mapped_candidates(
                 cut = mapped.rfind(b"\n", position, stop) + 1
                 stop = cut if cut > position else _line_end(mapped, stop, last)
             yield from candidate_lines(mapped, wanted, stop, start=position, find=searcher.find)
-            _forget_pages(mapped, position, stop)
+            _forget_pages(mapped, stop)
             position = stop
 
 
-def _forget_pages(mapped: mmap.mmap, start: int, stop: int) -> None:
-    """Unmap the searched window's pages from this process (they stay in the page cache).
+def _forget_pages(mapped: mmap.mmap, stop: int) -> None:
+    """Unmap every searched page before ``stop`` from this process (they stay in the page cache).
 
     Without it every page a scan touched counts in its RSS until the end: a full scan
-    of a 2 GB log would look like a 2 GB process.
+    of a 2 GB log would look like a 2 GB process. Always from offset 0: the kernel
+    maps a whole large folio on a fault, so pages before this window come back when
+    its first lines are read; dropping them again costs little.
     """
     import mmap  # noqa: PLC0415 - already loaded by reader.map_plain
 
-    first = -(-start // mmap.PAGESIZE) * mmap.PAGESIZE  # whole pages only: the next
-    last = stop // mmap.PAGESIZE * mmap.PAGESIZE  # window may start on this one
-    if last > first and hasattr(mmap, "MADV_DONTNEED"):
-        mapped.madvise(mmap.MADV_DONTNEED, first, last - first)
+    last = stop // mmap.PAGESIZE * mmap.PAGESIZE  # the next window may start on this page
+    if last > 0 and hasattr(mmap, "MADV_DONTNEED"):
+        mapped.madvise(mmap.MADV_DONTNEED, 0, last)
 
 
 def _byte_range(path: StrPath, filters: Filters, margin: timedelta) -> tuple[int, int | None]:
