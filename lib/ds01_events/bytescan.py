@@ -68,9 +68,11 @@ def _hold_address(buffer: Buffer) -> tuple[int, Callable[[], None] | None]:
             ("internal", ctypes.c_void_p),
         )
 
+    # Own function pointers (indexing makes new ones): pythonapi's shared attributes
+    # would carry this call's argtypes into every other holder and user.
     api = ctypes.pythonapi
     view = PyBuffer()
-    get, release = api.PyObject_GetBuffer, api.PyBuffer_Release
+    get, release = api["PyObject_GetBuffer"], api["PyBuffer_Release"]
     get.argtypes = [ctypes.py_object, ctypes.POINTER(PyBuffer), ctypes.c_int]
     release.argtypes = [ctypes.POINTER(PyBuffer)]
     release.restype = None

@@ -72,3 +72,22 @@ def test_searcher_holds_the_map_until_closed(tmp_path: Path) -> None:
     searcher.close()
     searcher.close()  # twice is harmless
     mapped.close()
+
+
+def test_searchers_over_two_maps_close_in_any_order(tmp_path: Path) -> None:
+    """Two open searchers (a log and its rotated sibling) each let their own map go."""
+    maps = []
+    for name in ("events.jsonl.1", "events.jsonl"):
+        path = tmp_path / name
+        path.write_bytes(b'{"user":"%s"}\n' % name.encode() * 100)
+        with path.open("rb") as handle:
+            maps.append(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
+    first, second = (Searcher(m, worth_loading=0) for m in maps)
+    assert first.find(b".1", 0, len(maps[0])) == 21
+    assert second.find(b".1", 0, len(maps[1])) == -1
+    first.close()
+    maps[0].close()
+    with pytest.raises(BufferError):
+        maps[1].close()
+    second.close()
+    maps[1].close()
