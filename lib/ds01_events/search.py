@@ -69,8 +69,8 @@ def candidate_lines(
     *,
     start: int = 0,
     find: Finder | None = None,
-) -> Iterator[bytes]:
-    """Yield the lines of ``chunk[start:stop]`` (in order) holding one of ``wanted``; all when None.
+) -> list[bytes]:
+    """Return the lines of ``chunk[start:stop]``, in order, holding one of ``wanted`` (None: all).
 
     ``start`` must be a line start. Each needle is searched over the whole range at C
     speed (``find``: a `bytescan` searcher over ``chunk``); line boundaries are looked
@@ -82,8 +82,7 @@ def candidate_lines(
             body = chunk
         else:
             body = chunk[start:stop]
-        yield from (line for line in body.split(b"\n") if line.strip())
-        return
+        return [line for line in body.split(b"\n") if line.strip()]
     spans: dict[int, int] = {}
     plain = [n for n in wanted if not n.startswith(b"\\")]
     escaped = [n for n in wanted if n.startswith(b"\\")]
@@ -96,8 +95,7 @@ def candidate_lines(
         # faster than a longer needle is found; the needles are then looked for in its line.
         checks = () if b"\\" in escaped else tuple(escaped)
         _add_spans(spans, chunk, chunk.find, b"\\", checks, start=start, stop=stop)
-    for begin in sorted(spans):
-        yield chunk[begin : spans[begin]]
+    return [chunk[begin : spans[begin]] for begin in sorted(spans)]
 
 
 def _add_spans(
@@ -130,7 +128,15 @@ def _line_end(buffer: Buffer, position: int, last: int) -> int:
 def mapped_candidates(
     path: StrPath, wanted: Sequence[bytes], start: int = 0, end: int | None = None
 ) -> Iterator[bytes]:
-    """`candidate_lines` of a plain file from ``start`` to the line ``end`` falls in.
+    """`candidate_lines` of a plain file from ``start`` to the line ``end`` falls in."""
+    for batch in _mapped_batches(path, wanted, start, end):
+        yield from batch
+
+
+def _mapped_batches(
+    path: StrPath, wanted: Sequence[bytes], start: int, end: int | None
+) -> Iterator[list[bytes]]:
+    """`candidate_lines` of a plain file, a list per window of the map.
 
     The file is mapped, not read: only candidate lines are copied out, window by
     window, so a full scan costs the needle search and little else. The mapping's
@@ -148,7 +154,7 @@ def mapped_candidates(
             if stop < last:
                 cut = mapped.rfind(b"\n", position, stop) + 1
                 stop = cut if cut > position else _line_end(mapped, stop, last)
-            yield from candidate_lines(mapped, wanted, stop, start=position, find=searcher.find)
+            yield candidate_lines(mapped, wanted, stop, start=position, find=searcher.find)
             _forget_pages(mapped, stop)
             position = stop
 
@@ -199,22 +205,25 @@ def iter_matches(
         if _skip_file(files, index, filters, margin):
             continue
         start, end = _byte_range(path, filters, margin)
-        for line in _candidates(path, wanted, start, end):
-            event = _decoder(line)
-            if event is None:
-                stats.note_malformed(path)
-            elif matches(event, filters, line):
-                yield Match(line.rstrip(b"\r"), event)
+        # Batches, not a generator per line: resuming nested generators for each of
+        # thousands of candidates cost more than decoding them.
+        for batch in _candidate_batches(path, wanted, start, end):
+            for line in batch:
+                event = _decoder(line)
+                if event is None:
+                    stats.note_malformed(path)
+                elif matches(event, filters, line):
+                    yield Match(line.rstrip(b"\r"), event)
 
 
-def _candidates(
+def _candidate_batches(
     path: StrPath, wanted: Sequence[bytes] | None, start: int, end: int | None
-) -> Iterator[bytes]:
+) -> Iterator[list[bytes]]:
     if wanted is not None and not reader.is_compressed(path):
-        yield from mapped_candidates(path, wanted, start, end)
-        return
-    for block, stop in reader.iter_blocks(path, start, end):
-        yield from candidate_lines(block, wanted, stop)
+        return _mapped_batches(path, wanted, start, end)
+    return (
+        candidate_lines(block, wanted, stop) for block, stop in reader.iter_blocks(path, start, end)
+    )
 
 
 def last_matches(
