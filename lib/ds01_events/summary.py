@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone, tzinfo
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from ds01_events import reader
+from ds01_events.dates import date, datetime, timezone, tzinfo
 from ds01_events.query import Obj, event_type, event_user, parse_event_time
 from ds01_events.search import ScanStats, decode_event
 

@@ -199,3 +199,27 @@ def test_full_scan_memory_stays_flat(tmp_path: Path) -> None:
     found, most_kib = map(int, result.stdout.split())
     assert found == 64
     assert most_kib < 8 * 1024  # every page kept mapped would be 64 MiB
+
+
+BISECTED_QUERY = """
+import sys
+from ds01_events.cli_events import main
+main(["--file", sys.argv[1], "--since", "2025-11-22T05:00:00Z", "--json", "--all"])
+heavy = ["datetime", "re", "json", "typing", "ctypes", "mmap", "msgspec", "typer"]
+heavy += ["ds01_events.bytescan", "ds01_events.parallel"]
+sys.stderr.write(" ".join(name for name in heavy if name in sys.modules))
+"""
+
+
+def test_a_bisected_query_loads_only_what_it_needs(tmp_path: Path) -> None:
+    """A --since query loads none of the modules whose import costs more than the query."""
+    path = tmp_path / "events.jsonl"
+    _write(
+        path,
+        [b'{"timestamp":"2025-11-22T0%d:00:00.000000Z","event_type":"a.b"}' % h for h in range(9)],
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", BISECTED_QUERY, str(path)], capture_output=True, check=True
+    )
+    assert result.stdout.count(b"\n") == 4
+    assert result.stderr == b""
