@@ -198,6 +198,24 @@ def _stream_chunks(path: StrPath, size: int) -> Iterator[bytes]:
             carry = block[cut + 1 :]
 
 
+def next_line_start(path: StrPath, offset: int) -> int:
+    """Return the first line start at or after ``offset`` in a plain file (its size: none)."""
+    if offset <= 0:
+        return 0
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    except PermissionError as exc:
+        raise LogUnreadableError(path, exc.strerror or "permission denied") from exc
+    with handle:
+        position = handle.seek(offset - 1)
+        while block := handle.read(1 << 16):
+            newline = block.find(b"\n")
+            if newline >= 0:
+                return position + newline + 1
+            position += len(block)
+        return position
+
+
 def lines_backwards(path: StrPath, end: int | None = None, block: int = 1 << 16) -> Iterator[bytes]:
     """Yield the lines of a plain file before byte ``end``, last first."""
     try:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import datetime, timedelta, timezone, tzinfo
 
 from ds01_events import reader, search
+from ds01_events.dates import datetime, timedelta, timezone, tzinfo
 from ds01_events.query import Filters, event_time, matches
 from ds01_events.timespec import TimespecError, parse_timespec
 
@@ -148,6 +148,24 @@ def resolve_files(given: Sequence[str], environ: Mapping[str, str]) -> list[str]
     return present
 
 
+MAX_WORKERS = 4  # a query on a shared server takes a few cores at most, never all
+
+
+def worker_count(environ: Mapping[str, str]) -> int:
+    """Processes a large scan may use: ``DS01_EVENTS_WORKERS``, else the usable CPUs (<= 4).
+
+    Raises UserError (exit 2) when the variable is not a whole number of at least 1.
+    """
+    given = environ.get("DS01_EVENTS_WORKERS", "")
+    if given:
+        if not (given.isascii() and given.isdigit() and int(given) >= 1):
+            msg = f"DS01_EVENTS_WORKERS={given!r} is not a number of processes (1 reads in one)"
+            raise UserError(msg, EXIT_USAGE)
+        return int(given)
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    return min(len(usable) if usable else os.cpu_count() or 1, MAX_WORKERS)
+
+
 def _report(stats: search.ScanStats, err: TextIO) -> None:
     if stats.malformed:
         where = ", ".join(f"{os.path.basename(p)}: {n}" for p, n in stats.where.items())
@@ -192,6 +210,7 @@ def run_query(request: QueryRequest, streams: Streams, now: datetime | None = No
     now = now or datetime.now(timezone.utc)
     filters = build_filters(request, now, streams.local)
     files = resolve_files(request.files, streams.environ)
+    workers = worker_count(streams.environ)
     stats = search.ScanStats()
     if request.summary:
         from ds01_events import render  # noqa: PLC0415 - only summaries and tables need it
@@ -200,13 +219,14 @@ def run_query(request: QueryRequest, streams: Streams, now: datetime | None = No
         if filters.is_empty():
             result = summarize_files(files, stats, streams.local)
         else:
-            events = (m.event for m in search.iter_matches(files, filters, stats))
+            matched = search.iter_matches(files, filters, stats, workers=workers)
+            events = (m.event for m in matched)
             result = summarize_events(events, streams.local)
         streams.out.write(render.summary_text(result, streams.local) + "\n")
     elif request.follow:
         return _follow(files, filters, request, streams, stats)
     elif request.all:
-        matched = search.iter_matches(files, filters, stats)
+        matched = search.iter_matches(files, filters, stats, workers=workers)
         if request.json:
             _write_json((m.line for m in matched), streams.out)
         else:

@@ -9,9 +9,10 @@ of time order near rotation boundaries.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import os
 
-from ds01_events import bytescan, reader
+from ds01_events import reader
+from ds01_events.dates import datetime, timedelta
 from ds01_events.decoding import EventDecoder
 from ds01_events.query import event_time, matches, needles
 
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
 
 DEFAULT_MARGIN = timedelta(minutes=10)
 SCAN_WINDOW = 8 << 20  # bytes of a mapped file searched before its candidates are yielded
+# A scan shares out to worker processes only in shares of at least this many bytes:
+# about 20 ms of searching here, against about 1 ms to fork a worker.
+SHARE_BYTES = 32 << 20
+COMPRESSED_WEIGHT = 6  # a gzipped log line is about a sixth of its size on disk
 # One per process: it only remembers whether msgspec has been loaded yet.
 _decoder = EventDecoder()
 
@@ -40,21 +45,56 @@ class ScanStats:
         self.malformed = 0
         self.where: dict[str, int] = {}
 
-    def note_malformed(self, path: StrPath) -> None:
-        """Count one undecodable line in ``path``."""
-        self.malformed += 1
-        self.where[str(path)] = self.where.get(str(path), 0) + 1
+    def note_malformed(self, path: StrPath, count: int = 1) -> None:
+        """Count ``count`` undecodable lines in ``path``."""
+        self.malformed += count
+        self.where[str(path)] = self.where.get(str(path), 0) + count
 
 
 class Match:
-    """One matching line (no newline) and what it decodes to."""
+    """One matching line (no newline) and what it decodes to.
 
-    __slots__ = ("event", "line")
+    ``event`` may be left out for a line already known to match (one a worker process
+    found): it is decoded on first use, so ``--json`` never decodes such a line twice.
+    """
 
-    def __init__(self, line: bytes, event: Obj) -> None:
-        """Pair the raw line with its decoded event."""
+    __slots__ = ("_event", "line")
+
+    def __init__(self, line: bytes, event: Obj | None = None) -> None:
+        """Pair the raw line with its decoded event (None: decode it when asked)."""
         self.line = line
-        self.event = event
+        self._event = event
+
+    @property
+    def event(self) -> Obj:
+        """The decoded event."""
+        if self._event is None:
+            event = _decoder(self.line)
+            if event is None:  # only lines that decoded once are ever given without
+                msg = f"a matched line no longer decodes: {self.line[:80]!r}"
+                raise ValueError(msg)
+            self._event = event
+        return self._event
+
+
+class Segment:
+    """A byte range of one log file: from ``start`` through the line ``end`` falls in.
+
+    ``end`` None: to the end of the file. ``start`` is a line start; a compressed
+    file is always read whole.
+    """
+
+    __slots__ = ("end", "path", "start")
+
+    def __init__(self, path: StrPath, start: int = 0, end: int | None = None) -> None:
+        """Name the range; see the class."""
+        self.path = path
+        self.start = start
+        self.end = end
+
+    def __repr__(self) -> str:
+        """Show the range, for test failures."""
+        return f"Segment({self.path!r}, {self.start}, {self.end})"
 
 
 def decode_event(line: bytes) -> Obj | None:
@@ -88,6 +128,8 @@ def candidate_lines(
     escaped = [n for n in wanted if n.startswith(b"\\")]
     for needle in plain:
         if find is None:
+            from ds01_events import bytescan  # noqa: PLC0415 - only full scans search in C
+
             find = bytescan.finder(chunk) if isinstance(chunk, bytes) else chunk.find
         _add_spans(spans, chunk, find, needle, (), start=start, stop=stop)
     if escaped:
@@ -109,13 +151,21 @@ def _add_spans(
     stop: int,
 ) -> None:
     """Note ``{line start: line end}`` of each line holding ``probe`` (and one of ``checks``)."""
+    # Runs once per hit (tens of thousands of times in a full scan): bound methods, and
+    # no generator for the usual single check.
+    line_find, line_rfind = chunk.find, chunk.rfind
+    only = checks[0] if len(checks) == 1 else None
     position = find(probe, start, stop)
     while position >= 0:
-        end = chunk.find(b"\n", position, stop)
+        end = line_find(b"\n", position, stop)
         if end < 0:
             end = stop
-        if not checks or any(chunk.find(c, position, end) >= 0 for c in checks):
-            spans[chunk.rfind(b"\n", start, position) + 1 or start] = end
+        if (
+            not checks
+            or (only is not None and line_find(only, position, end) >= 0)
+            or (only is None and any(line_find(c, position, end) >= 0 for c in checks))
+        ):
+            spans[line_rfind(b"\n", start, position) + 1 or start] = end
         position = find(probe, end + 1, stop)
 
 
@@ -129,19 +179,21 @@ def mapped_candidates(
     path: StrPath, wanted: Sequence[bytes], start: int = 0, end: int | None = None
 ) -> Iterator[bytes]:
     """`candidate_lines` of a plain file from ``start`` to the line ``end`` falls in."""
-    for batch in _mapped_batches(path, wanted, start, end):
+    for _, batch in _mapped_batches(path, wanted, start, end):
         yield from batch
 
 
 def _mapped_batches(
     path: StrPath, wanted: Sequence[bytes], start: int, end: int | None
-) -> Iterator[list[bytes]]:
-    """`candidate_lines` of a plain file, a list per window of the map.
+) -> Iterator[tuple[int, list[bytes]]]:
+    """`candidate_lines` of a plain file, a list per window of the map, with the window's end.
 
     The file is mapped, not read: only candidate lines are copied out, window by
     window, so a full scan costs the needle search and little else. The mapping's
     size is the file's when the scan starts; lines appended later are not read.
     """
+    from ds01_events import bytescan  # noqa: PLC0415 - a bisected query never maps a file
+
     mapped = reader.map_plain(path)
     if mapped is None:
         return
@@ -154,7 +206,7 @@ def _mapped_batches(
             if stop < last:
                 cut = mapped.rfind(b"\n", position, stop) + 1
                 stop = cut if cut > position else _line_end(mapped, stop, last)
-            yield candidate_lines(mapped, wanted, stop, start=position, find=searcher.find)
+            yield stop, candidate_lines(mapped, wanted, stop, start=position, find=searcher.find)
             _forget_pages(mapped, stop)
             position = stop
 
@@ -193,37 +245,87 @@ def _skip_file(files: Sequence[StrPath], index: int, filters: Filters, margin: t
     return first is not None and first < filters.since - margin
 
 
+def segments_to_read(
+    files: Sequence[StrPath], filters: Filters, margin: timedelta = DEFAULT_MARGIN
+) -> list[Segment]:
+    """The ranges of ``files`` (oldest first) that can hold a match, in file order."""
+    return [
+        Segment(path, *_byte_range(path, filters, margin))
+        for index, path in enumerate(files)
+        if not _skip_file(files, index, filters, margin)
+    ]
+
+
 def iter_matches(
     files: Sequence[StrPath],
     filters: Filters,
     stats: ScanStats,
     margin: timedelta = DEFAULT_MARGIN,
+    *,
+    workers: int = 1,
 ) -> Iterator[Match]:
-    """Every matching event in ``files`` (oldest first), in file order."""
-    wanted = needles(filters)
-    for index, path in enumerate(files):
-        if _skip_file(files, index, filters, margin):
-            continue
-        start, end = _byte_range(path, filters, margin)
+    """Every matching event in ``files`` (oldest first), in file order.
+
+    ``workers`` above 1 lets a large scan run in that many processes (`parallel`);
+    the matches and the counts are the same, in the same order.
+    """
+    segments = segments_to_read(files, filters, margin)
+    if workers > 1 and sum(map(segment_weight, segments)) >= 2 * SHARE_BYTES:
+        from ds01_events import parallel  # noqa: PLC0415 - only large scans fan out
+
+        yield from parallel.iter_matches(segments, filters, stats, workers=workers)
+    else:
+        yield from scan(segments, needles(filters), filters, stats)
+
+
+def scan(
+    segments: Sequence[Segment], wanted: Sequence[bytes] | None, filters: Filters, stats: ScanStats
+) -> Iterator[Match]:
+    """The matches in ``segments``, in order, read in this process."""
+    for segment in segments:
         # Batches, not a generator per line: resuming nested generators for each of
         # thousands of candidates cost more than decoding them.
-        for batch in _candidate_batches(path, wanted, start, end):
-            for line in batch:
-                event = _decoder(line)
-                if event is None:
-                    stats.note_malformed(path)
-                elif matches(event, filters, line):
-                    yield Match(line.rstrip(b"\r"), event)
+        for _, batch in segment_batches(segment, wanted):
+            yield from matching(batch, filters, stats, segment.path)
 
 
-def _candidate_batches(
-    path: StrPath, wanted: Sequence[bytes] | None, start: int, end: int | None
-) -> Iterator[list[bytes]]:
+def segment_weight(segment: Segment) -> int:
+    """About how many bytes reading ``segment`` means (a compressed byte counts several)."""
+    if reader.is_compressed(segment.path):
+        return os.path.getsize(segment.path) * COMPRESSED_WEIGHT
+    end = os.path.getsize(segment.path) if segment.end is None else segment.end
+    return max(end - segment.start, 0)
+
+
+def matching(lines: list[bytes], filters: Filters, stats: ScanStats, path: StrPath) -> list[Match]:
+    """Return the lines that decode and pass ``filters``; count the others as malformed."""
+    found: list[Match] = []
+    for line in lines:
+        event = _decoder(line)
+        if event is None:
+            stats.note_malformed(path)
+        elif matches(event, filters, line):
+            found.append(Match(line.rstrip(b"\r"), event))
+    return found
+
+
+def segment_batches(
+    segment: Segment, wanted: Sequence[bytes] | None
+) -> Iterator[tuple[int | None, list[bytes]]]:
+    """The candidate lines of ``segment``, a list per block read, in order.
+
+    Each list comes with the offset the rest of the segment starts at (a line start),
+    or None in a compressed file, which cannot be resumed part way.
+    """
+    path, start, end = segment.path, segment.start, segment.end
     if wanted is not None and not reader.is_compressed(path):
-        return _mapped_batches(path, wanted, start, end)
-    return (
-        candidate_lines(block, wanted, stop) for block, stop in reader.iter_blocks(path, start, end)
-    )
+        yield from _mapped_batches(path, wanted, start, end)
+        return
+    compressed = reader.is_compressed(path)
+    offset = start
+    for block, stop in reader.iter_blocks(path, start, end):
+        offset += stop
+        yield None if compressed else offset, candidate_lines(block, wanted, stop)
 
 
 def last_matches(
