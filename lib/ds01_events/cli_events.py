@@ -7,6 +7,7 @@ so it is loaded only for help, ``--guided``, ``types``, ``verify`` and errors.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from ds01_events import runner
@@ -16,6 +17,7 @@ TYPE_CHECKING = False  # typing itself costs more to import than a bisected quer
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import NoReturn
 
 ERROR_TYPES = ("*.denied", "*.reject", "*fail*", "*oom*")
 _ONE_ARG = {"user": "--user", "type": "--type", "container": "--container"}
@@ -142,5 +144,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     return result if isinstance(result, int) else 0
 
 
+def run() -> NoReturn:
+    """Run ``ds01-events`` and end the process without the interpreter's teardown.
+
+    Freeing every module and object at exit takes ~2 ms here, an eighth of a bisected
+    query, and there is nothing to clean up: the log is only read and any worker is
+    reaped before `main` returns. What is left is the output, flushed here; a reader
+    that went away (``| head``) is no error.
+    """
+    status = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:  # noqa: SIM105 - contextlib is not loaded, and costs more than this
+            stream.flush()
+        except (BrokenPipeError, ValueError):  # reader gone, or stream already closed
+            pass
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -220,17 +220,22 @@ def run_query(request: QueryRequest, streams: Streams, now: datetime | None = No
             result = summarize_files(files, stats, streams.local)
         else:
             matched = search.iter_matches(files, filters, stats, workers=workers)
-            events = (m.event for m in matched)
-            result = summarize_events(events, streams.local)
+            try:
+                result = summarize_events((m.event for m in matched), streams.local)
+            finally:
+                matched.close()  # stops and reaps any worker now, even on an error
         streams.out.write(render.summary_text(result, streams.local) + "\n")
     elif request.follow:
         return _follow(files, filters, request, streams, stats)
     elif request.all:
         matched = search.iter_matches(files, filters, stats, workers=workers)
-        if request.json:
-            _write_json((m.line for m in matched), streams.out)
-        else:
-            _write_table(list(matched), streams)
+        try:
+            if request.json:
+                _write_json((m.line for m in matched), streams.out)
+            else:
+                _write_table(list(matched), streams)
+        finally:
+            matched.close()  # stops and reaps any worker now, even on a closed pipe
     else:
         last = search.last_matches(files, filters, max(request.limit, 0), stats=stats)
         if request.json:

@@ -19,7 +19,7 @@ from ds01_events.query import event_time, matches, needles
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import mmap
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Generator, Iterator, Sequence
 
     from ds01_events.bytescan import Buffer, Finder
     from ds01_events.query import Filters, Obj
@@ -263,7 +263,7 @@ def iter_matches(
     margin: timedelta = DEFAULT_MARGIN,
     *,
     workers: int = 1,
-) -> Iterator[Match]:
+) -> Generator[Match, None, None]:
     """Every matching event in ``files`` (oldest first), in file order.
 
     ``workers`` above 1 lets a large scan run in that many processes (`parallel`);

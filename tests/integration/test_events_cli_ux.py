@@ -212,3 +212,25 @@ def test_colour_only_on_tty_without_no_color() -> None:
     assert use_colour(_Tty(), {})
     assert not use_colour(_Tty(), {"NO_COLOR": ""})
     assert not use_colour(io.StringIO(), {})
+
+
+def test_a_reader_that_goes_away_is_no_error(tmp_path: Path) -> None:
+    """``ds01-events --json --all | head -1``: status 0, nothing on stderr, the first line out."""
+    log = tmp_path / "events.jsonl"
+    line = json.dumps(EVENTS[0]) + "\n"
+    log.write_text(line * 200_000)  # far more than a pipe holds
+    script = (
+        f'{sys.executable} -m ds01_events.cli_events --json --all 2>"$1"; echo "$?" >>"$1.status"'
+    )
+    err = tmp_path / "err"
+    result = subprocess.run(
+        ["bash", "-c", f"({script}) | head -1", "-", str(err)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DS01_EVENTS_FILE": str(log)},
+        check=True,
+        timeout=60,
+    )
+    assert result.stdout == line
+    assert err.read_text() == ""
+    assert Path(f"{err}.status").read_text() == "0\n"
