@@ -25,6 +25,11 @@ OUTPUT
   --follow   the last matches, then new ones as they arrive (survives rotation)
   Lines that are not JSON objects are skipped and counted on stderr.
 
+SPEED
+  A large scan (--user, --container, --grep over big files) is read by up to 4
+  processes at once, one share of the bytes each, the output in file order.
+  DS01_EVENTS_WORKERS=N sets how many (1: read in one process).
+
 COMMANDS
   types      the event catalogue and each type's detail keys
   verify     check every line of every file; problems as file:line, exit 1 if any
