@@ -24,7 +24,16 @@ import os
 
 from ds01_events import reader
 from ds01_events.query import needles
-from ds01_events.search import SHARE_BYTES, Match, ScanStats, Segment, scan, segment_weight
+from ds01_events.search import (
+    SHARE_BYTES,
+    Match,
+    ScanStats,
+    Segment,
+    matching,
+    scan,
+    segment_batches,
+    segment_weight,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,8 +53,10 @@ def plan_shares(
 ) -> list[list[Segment]]:
     """Split ``segments`` into at most ``workers`` contiguous shares of about equal weight.
 
-    No share weighs less than ``share_bytes`` (one share: not worth a process). Plain
-    ranges are cut at line starts; a compressed file is never cut.
+    There are no more shares than ``share_bytes`` fits into the total (one share: not
+    worth a process). A cut falls at the first line start past an even split, so every
+    share but the last weighs at least ``share_bytes``; the last holds what is left.
+    Plain ranges are cut at line starts; a compressed file is never cut.
     """
     weights = [segment_weight(s) for s in segments]
     count = min(workers, sum(weights) // max(share_bytes, 1))
@@ -126,8 +137,6 @@ def read_share(
     the last report. A matching line decodes as JSON, so it never starts with ``\0``.
     The last line is ``\0done``.
     """
-    from ds01_events.search import matching, segment_batches  # noqa: PLC0415 - worker only
-
     stats = ScanStats()
     with open(fd, "wb", buffering=PIPE_BYTES) as out:
         for index, segment in enumerate(share):
