@@ -318,10 +318,10 @@ def segment_batches(
     or None in a compressed file, which cannot be resumed part way.
     """
     path, start, end = segment.path, segment.start, segment.end
-    if wanted is not None and not reader.is_compressed(path):
+    compressed = reader.is_compressed(path)
+    if wanted is not None and not compressed:
         yield from _mapped_batches(path, wanted, start, end)
         return
-    compressed = reader.is_compressed(path)
     offset = start
     for block, stop in reader.iter_blocks(path, start, end):
         offset += stop
