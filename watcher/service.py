@@ -22,13 +22,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from ds01_events.envelope import make_event
 from watcher import __version__
-from watcher.docker_runner import read_recent_events
-from watcher.docker_source import DockerSource
-from watcher.ingest import IngestServer, RejectCounter, open_ingest_socket
-from watcher.ratelimit import RateLimiter
+from watcher.docker.source import DockerSource
+from watcher.intake.ingest import IngestServer, RejectCounter, open_ingest_socket
+from watcher.intake.ratelimit import RateLimiter
+from watcher.intake.spool import SpoolDrain, ensure_spool_dir
+from watcher.log_tail import read_recent_events
 from watcher.sdnotify import Notifier
 from watcher.sink import SOURCE, Sink
-from watcher.spool import SpoolDrain, ensure_spool_dir
 from watcher.typing import Component, EventLog, Submit
 
 if TYPE_CHECKING:

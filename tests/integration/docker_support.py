@@ -158,7 +158,7 @@ def settled_ids(events):
 
 
 class Runner:
-    """The standalone Docker source (python -m watcher.docker_source) as a child process."""
+    """The standalone Docker source (python -m watcher.docker) as a child process."""
 
     def __init__(self, tmp: Path, *, docker_host=None, slow_submit=0.0, ping_interval=None):
         self.ping_interval = ping_interval
@@ -174,7 +174,7 @@ class Runner:
         cmd = [
             sys.executable,
             "-m",
-            "watcher.docker_source",
+            "watcher.docker",
             "--events-file",
             str(self.events_file),
             "--state-dir",

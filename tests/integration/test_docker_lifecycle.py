@@ -13,8 +13,8 @@ from tests.integration.docker_support import (
     docker_client,
     for_container,
 )
-from watcher.docker_facts import config_from_disk
-from watcher.known_container import known_from_inspect
+from watcher.docker.facts import config_from_disk
+from watcher.docker.known_container import known_from_inspect
 
 pytestmark = pytest.mark.integration
 

@@ -44,7 +44,7 @@ def _ours(logdir: Path, *args: str) -> list[str]:
         [
             sys.executable,
             "-m",
-            "ds01_events.cli_events",
+            "ds01_query.cli.main",
             "--file",
             str(logdir / "events.jsonl"),
             "--json",
@@ -169,7 +169,7 @@ def test_malformed_lines_counted_on_stderr(logdir: Path) -> None:
         [
             sys.executable,
             "-m",
-            "ds01_events.cli_events",
+            "ds01_query.cli.main",
             "--file",
             str(logdir / "events.jsonl"),
             "--json",
@@ -192,7 +192,7 @@ def test_last_n_with_since_matches_tail_of_all(logdir: Path) -> None:
         [
             sys.executable,
             "-m",
-            "ds01_events.cli_events",
+            "ds01_query.cli.main",
             "--file",
             str(logdir / "events.jsonl"),
             "--json",

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from ds01_events.follow import LiveLog
+from ds01_query.engine.follow import LiveLog
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -70,7 +70,7 @@ def test_follow_cli_survives_rotation(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "ds01_events.cli_events",
+            "ds01_query.cli.main",
             "--file",
             str(live),
             "--follow",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from bench.corpus import generate
-from ds01_events.search import SHARE_BYTES
+from ds01_query.scan.search import SHARE_BYTES
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(shutil.which("jq") is None, reason="jq is the re
 # a reaped child's CPU time shows in os.times(), whatever it did.
 QUERY = """
 import os, sys
-from ds01_events.cli_events import main
+from ds01_query.cli.main import main
 status = main(sys.argv[1:])
 times = os.times()
 sys.stderr.write(f"children-cpu={times.children_user + times.children_system}\\n")

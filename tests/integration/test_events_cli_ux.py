@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ds01_events.render import use_colour
+from ds01_query.cli.render import use_colour
 
 EVENTS = [
     {
@@ -54,7 +54,7 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "DS01_EVENTS_FILE": str(log), "TZ": tz, **env}
     return subprocess.run(
-        [sys.executable, "-m", "ds01_events.cli_events", *args],
+        [sys.executable, "-m", "ds01_query.cli.main", *args],
         capture_output=True,
         text=True,
         input=stdin,
@@ -168,7 +168,7 @@ def test_unreadable_log_names_file_and_group(log: Path) -> None:
         parent.chmod(parent.stat().st_mode | 0o005)
     prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
     result = subprocess.run(
-        [*prefix, sys.executable, "-m", "ds01_events.cli_events", "--file", str(log)],
+        [*prefix, sys.executable, "-m", "ds01_query.cli.main", "--file", str(log)],
         capture_output=True,
         text=True,
         check=False,
@@ -219,9 +219,7 @@ def test_a_reader_that_goes_away_is_no_error(tmp_path: Path) -> None:
     log = tmp_path / "events.jsonl"
     line = json.dumps(EVENTS[0]) + "\n"
     log.write_text(line * 200_000)  # far more than a pipe holds
-    script = (
-        f'{sys.executable} -m ds01_events.cli_events --json --all 2>"$1"; echo "$?" >>"$1.status"'
-    )
+    script = f'{sys.executable} -m ds01_query.cli.main --json --all 2>"$1"; echo "$?" >>"$1.status"'
     err = tmp_path / "err"
     result = subprocess.run(
         ["bash", "-c", f"({script}) | head -1", "-", str(err)],

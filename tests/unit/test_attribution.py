@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from watcher.attribution import attribute_user, interface, is_infrastructure, is_managed
+from watcher.docker.attribution import attribute_user, interface, is_infrastructure, is_managed
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from watcher.cursor import STATE_FILE, DockerCursor, load_cursor, save_cursor
-from watcher.known_container import KnownContainer
+from watcher.docker.cursor import STATE_FILE, DockerCursor, load_cursor, save_cursor
+from watcher.docker.known_container import KnownContainer
 
 
 def test_round_trip(tmp_path):
@@ -45,7 +45,7 @@ def test_no_temporary_left_behind(tmp_path):
 
 def test_cursor_not_saved_before_the_sink_is_durable(tmp_path):
     """The Docker source keeps the older cursor while the sink has not written what it got."""
-    from watcher.docker_source import DockerSource
+    from watcher.docker.source import DockerSource
 
     durable = {"now": False}
     source = DockerSource(

@@ -8,7 +8,7 @@ from itertools import pairwise
 from hypothesis import given
 from hypothesis import strategies as st
 
-from watcher.docker_stream import (
+from watcher.docker.stream import (
     ChunkDecoder,
     EventKey,
     SeenKeys,

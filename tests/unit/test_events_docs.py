@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ds01_events.cli_events import _FLAG_FIELDS, _NO_ARG, _ONE_ARG, _VALUE_FIELDS
-from ds01_events.help_text import INFO
+from ds01_query.cli.help_text import INFO
+from ds01_query.cli.main import _FLAG_FIELDS, _NO_ARG, _ONE_ARG, _VALUE_FIELDS
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "ds01-events.md").read_text()
 OPTIONS = sorted(o for o in {*_VALUE_FIELDS, *_FLAG_FIELDS} if o.startswith("--"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from watcher.gpu_devices import gpu_devices
+from watcher.docker.gpu_devices import gpu_devices
 
 
 def inspect(env=(), labels=None, requests=None, runtime="runc"):

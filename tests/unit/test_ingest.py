@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ds01_events.envelope import Event, Origin, encode_line, make_event, strip_logger_header
-from watcher.ingest import RejectCounter, RejectedError, parse_datagram
+from watcher.intake.ingest import RejectCounter, RejectedError, parse_datagram
 
 ORIGIN = Origin(uid=1001, gid=1001, pid=4242)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from watcher.container_events import timestamp_from_nanos
-from watcher.lifecycle import ContainerLifecycle
+from watcher.docker.container_events import timestamp_from_nanos
+from watcher.docker.lifecycle import ContainerLifecycle
 
 CID = "c" * 64
 T0 = 1_795_317_630_000_000_000

@@ -14,10 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.corpus import START, generate
-from ds01_events import parallel, reader, search
-from ds01_events.query import Filters, needles
-from ds01_events.runner import UserError, worker_count
-from ds01_events.search import ScanStats, Segment
+from ds01_query.cli.runner import UserError, worker_count
+from ds01_query.engine import reader
+from ds01_query.engine.query import Filters, needles
+from ds01_query.scan import parallel, search
+from ds01_query.scan.search import ScanStats, Segment
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

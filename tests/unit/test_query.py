@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ds01_events.query import Filters, matches, needles
-from ds01_events.search import candidate_lines
+from ds01_query.engine.query import Filters, matches, needles
+from ds01_query.scan.search import candidate_lines
 
 NEW = {
     "timestamp": "2026-11-22T02:54:43.774116Z",

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ds01_events.bytescan import Searcher, finder
+from ds01_query.scan.bytescan import Searcher, finder
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ds01_events import search
-from ds01_events.decoding import EventDecoder
-from ds01_events.reader import iter_blocks, iter_chunks
-from ds01_events.search import candidate_lines
+from ds01_query.engine.decoding import EventDecoder
+from ds01_query.engine.reader import iter_blocks, iter_chunks
+from ds01_query.scan import search
+from ds01_query.scan.search import candidate_lines
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -64,7 +64,7 @@ def test_stdlib_decoder_agrees_with_msgspec(line: bytes) -> None:
 
 FRESH_PROCESS = """
 import ast, sys
-from ds01_events.decoding import EventDecoder
+from ds01_query.engine.decoding import EventDecoder
 decode = EventDecoder()
 decode(b'{"user": "alice"}')
 print("re" in sys.modules)
@@ -166,7 +166,7 @@ def test_mapped_scan_finds_what_reading_finds(
 
 SCAN_RSS = """
 import sys
-from ds01_events import search
+from ds01_query.scan import search
 search.SCAN_WINDOW = 1 << 20
 def mapped_kib():
     with open("/proc/self/status") as status:
@@ -203,10 +203,10 @@ def test_full_scan_memory_stays_flat(tmp_path: Path) -> None:
 
 BISECTED_QUERY = """
 import sys
-from ds01_events.cli_events import main
+from ds01_query.cli.main import main
 main(["--file", sys.argv[1], "--since", "2025-11-22T05:00:00Z", "--json", "--all"])
 heavy = ["datetime", "re", "json", "typing", "ctypes", "mmap", "msgspec", "typer"]
-heavy += ["ds01_events.bytescan", "ds01_events.parallel"]
+heavy += ["ds01_query.scan.bytescan", "ds01_query.scan.parallel"]
 sys.stderr.write(" ".join(name for name in heavy if name in sys.modules))
 """
 

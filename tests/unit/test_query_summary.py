@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from bench.corpus import generate
-from ds01_events.search import ScanStats, decode_event
-from ds01_events.summary import summarize_events, summarize_files
+from ds01_query.engine.summary import summarize_events, summarize_files
+from ds01_query.scan.search import ScanStats, decode_event
 
 if TYPE_CHECKING:
     from pathlib import Path

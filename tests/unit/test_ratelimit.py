@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from watcher.ratelimit import RateLimiter, TokenBucket
+from watcher.intake.ratelimit import RateLimiter, TokenBucket
 
 
 def test_bucket_allows_its_burst_then_refuses() -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from watcher.docker_stream import EventKey
-from watcher.known_container import KnownContainer
-from watcher.reconcile import gap_event, reconcile, replay_gap
+from watcher.docker.known_container import KnownContainer
+from watcher.docker.reconcile import gap_event, reconcile, replay_gap
+from watcher.docker.stream import EventKey
 
 
 def k(*, running, gpus=(), managed=False, **kw):

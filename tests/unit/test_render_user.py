@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ds01_events.render import table, user_cell
+from ds01_query.cli.render import table, user_cell
 
 NAMES = {0: "root", 1001: "alice", 1002: "bob"}
 

@@ -6,7 +6,7 @@ import os
 from typing import TYPE_CHECKING
 
 from ds01_events.envelope import Event, encode_line, make_event
-from watcher.spool import SpoolDrain
+from watcher.intake.spool import SpoolDrain
 
 if TYPE_CHECKING:
     from pathlib import Path

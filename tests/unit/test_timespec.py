@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ds01_events.timespec import TimespecError, parse_timespec
+from ds01_query.engine.timespec import TimespecError, parse_timespec
 
 BERLIN = ZoneInfo("Europe/Berlin")
 # 2026-07-15 00:30 in Berlin (UTC+2 in summer) is still the 14th in UTC.

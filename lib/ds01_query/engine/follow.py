@@ -11,12 +11,12 @@ import os
 import time
 from typing import TYPE_CHECKING, BinaryIO
 
-from ds01_events.reader import LogUnreadableError
+from ds01_query.engine.reader import LogUnreadableError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from ds01_events.reader import StrPath
+    from ds01_query.engine.reader import StrPath
 
 
 class LiveLog:

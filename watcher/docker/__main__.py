@@ -1,12 +1,11 @@
 """The Docker source alone, appending events to a file: for tests and use without the service.
 
-``python -m watcher.docker_source --events-file F --state-dir D`` runs this.
+``python -m watcher.docker --events-file F --state-dir D`` runs this.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import threading
@@ -14,27 +13,9 @@ import time
 from pathlib import Path
 
 from ds01_events.emit import append_line
-from ds01_events.envelope import Event, decode_line, encode_line
-from watcher.docker_source import DockerSource
-
-
-def read_recent_events(path: Path, max_bytes: int = 4 << 20) -> list[Event]:
-    """Return the decodable events among the last ``max_bytes`` of an events file."""
-    try:
-        with path.open("rb") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, size - max_bytes))
-            data = handle.read()
-    except OSError:
-        return []
-    return [event for line in data.splitlines() if (event := _decode_or_none(line))]
-
-
-def _decode_or_none(line: bytes) -> Event | None:
-    try:
-        return decode_line(line)
-    except Exception:  # a torn first line or foreign text
-        return None
+from ds01_events.envelope import Event, encode_line
+from watcher.docker.source import DockerSource
+from watcher.log_tail import read_recent_events
 
 
 def _say(message: str) -> None:
@@ -43,7 +24,7 @@ def _say(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the Docker source until SIGTERM/SIGINT; print a summary on stderr."""
-    parser = argparse.ArgumentParser(prog="python -m watcher.docker_source")
+    parser = argparse.ArgumentParser(prog="python -m watcher.docker")
     parser.add_argument("--events-file", type=Path, required=True)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--docker-host", default=None)
@@ -91,3 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         f" read_latency_ms={source.latency_summary(read=True)}"
     )
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

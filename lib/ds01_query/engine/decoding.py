@@ -19,7 +19,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ds01_events.query import Obj
+    from ds01_query.engine.query import Obj
 
 # Per line, the stdlib decoder takes ~2.8 us and msgspec ~1.6 us, but importing msgspec
 # takes ~40 ms: it pays for itself after ~30,000 lines. Switching there costs a scan at

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ds01_events.timespec import ACCEPTED_FORMS
+from ds01_query.engine.timespec import ACCEPTED_FORMS
 
 INFO = f"""ds01-events: query the ds01 audit trail (live log and rotated files, oldest first)
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from ds01_events import reader
 from ds01_events.envelope import MAX_LINE_BYTES
-from ds01_events.query import event_time, event_type
-from ds01_events.search import decode_event
+from ds01_query.engine import reader
+from ds01_query.engine.query import event_time, event_type
+from ds01_query.scan.search import decode_event
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from datetime import datetime, timedelta
 
-    from ds01_events.reader import StrPath
+    from ds01_query.engine.reader import StrPath
 
 _EVENT_TYPE = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_]+)+")
 

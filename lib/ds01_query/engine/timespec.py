@@ -6,7 +6,7 @@ same answer in tests whatever the machine's clock or TZ.
 
 from __future__ import annotations
 
-from ds01_events.dates import datetime, time, timedelta, timezone, tzinfo
+from ds01_query.engine.dates import datetime, time, timedelta, timezone, tzinfo
 
 ACCEPTED_FORMS = (
     "ISO 8601 (2026-11-22T14:00, 2026-11-22 14:00:05, ...Z or +01:00; no zone = local time), "

@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import sys
 
-from ds01_events import reader, search
-from ds01_events.dates import datetime, timedelta, timezone, tzinfo
-from ds01_events.query import Filters, event_time, matches
-from ds01_events.timespec import TimespecError, parse_timespec
+from ds01_query.engine import reader
+from ds01_query.engine.dates import datetime, timedelta, timezone, tzinfo
+from ds01_query.engine.query import Filters, event_time, matches
+from ds01_query.engine.timespec import TimespecError, parse_timespec
+from ds01_query.scan import search
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -192,7 +193,7 @@ def _write_json(lines: Iterable[bytes], out: TextIO) -> None:
 def _write_table(events: list[search.Match], streams: Streams) -> None:
     import shutil  # noqa: PLC0415 - only the table needs the terminal size
 
-    from ds01_events import render  # noqa: PLC0415 - only the table needs it
+    from ds01_query.cli import render  # noqa: PLC0415 - only the table needs it
 
     colour = render.use_colour(streams.out, streams.environ)
     width = shutil.get_terminal_size().columns if colour else 0
@@ -213,8 +214,8 @@ def run_query(request: QueryRequest, streams: Streams, now: datetime | None = No
     workers = worker_count(streams.environ)
     stats = search.ScanStats()
     if request.summary:
-        from ds01_events import render  # noqa: PLC0415 - only summaries and tables need it
-        from ds01_events.summary import summarize_events, summarize_files  # noqa: PLC0415
+        from ds01_query.cli import render  # noqa: PLC0415 - only summaries and tables need it
+        from ds01_query.engine.summary import summarize_events, summarize_files  # noqa: PLC0415
 
         if filters.is_empty():
             result = summarize_files(files, stats, streams.local)
@@ -253,8 +254,8 @@ def _follow(
     streams: Streams,
     stats: search.ScanStats,
 ) -> int:
-    from ds01_events import render  # noqa: PLC0415 - only the table needs it
-    from ds01_events.follow import follow_lines  # noqa: PLC0415 - only --follow needs it
+    from ds01_query.cli import render  # noqa: PLC0415 - only the table needs it
+    from ds01_query.engine.follow import follow_lines  # noqa: PLC0415 - only --follow needs it
 
     live = files[-1]
     start = os.stat(live).st_size
@@ -297,8 +298,8 @@ def run_verify(
     given: Sequence[str], streams: Streams, margin: timedelta = search.DEFAULT_MARGIN
 ) -> int:
     """Check every line of every file; print problems as file:line; 1 if any."""
-    from ds01_events import render  # noqa: PLC0415 - only for escaping
-    from ds01_events.verify import check_file  # noqa: PLC0415 - only this command needs it
+    from ds01_query.cli import render  # noqa: PLC0415 - only for escaping
+    from ds01_query.engine.verify import check_file  # noqa: PLC0415 - only this command needs it
 
     problems = 0
     files = resolve_files(given, streams.environ)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 
-from ds01_events.decoding import stdlib_decode
-from ds01_events.query import parse_event_time
+from ds01_query.engine.decoding import stdlib_decode
+from ds01_query.engine.query import parse_event_time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

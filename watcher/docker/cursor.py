@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from watcher.known_container import KnownContainer  # noqa: TC001 - msgspec needs it at runtime
+from watcher.docker.known_container import KnownContainer  # noqa: TC001 - msgspec needs it at runtime
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -34,7 +34,7 @@ from ds01_events.envelope import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from watcher.ratelimit import RateLimiter
+    from watcher.intake.ratelimit import RateLimiter
     from watcher.typing import Submit
 
 SOURCE = "ds01-watcher"

@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import os
 
-from ds01_events import reader
-from ds01_events.dates import datetime, timedelta
-from ds01_events.decoding import EventDecoder
-from ds01_events.query import event_time, matches, needles
+from ds01_query.engine import reader
+from ds01_query.engine.dates import datetime, timedelta
+from ds01_query.engine.decoding import EventDecoder
+from ds01_query.engine.query import event_time, matches, needles
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import mmap
     from collections.abc import Generator, Iterator, Sequence
 
-    from ds01_events.bytescan import Buffer, Finder
-    from ds01_events.query import Filters, Obj
-    from ds01_events.reader import StrPath
+    from ds01_query.engine.query import Filters, Obj
+    from ds01_query.engine.reader import StrPath
+    from ds01_query.scan.bytescan import Buffer, Finder
 
 DEFAULT_MARGIN = timedelta(minutes=10)
 SCAN_WINDOW = 8 << 20  # bytes of a mapped file searched before its candidates are yielded
@@ -128,7 +128,7 @@ def candidate_lines(
     escaped = [n for n in wanted if n.startswith(b"\\")]
     for needle in plain:
         if find is None:
-            from ds01_events import bytescan  # noqa: PLC0415 - only full scans search in C
+            from ds01_query.scan import bytescan  # noqa: PLC0415 - only full scans search in C
 
             find = bytescan.finder(chunk) if isinstance(chunk, bytes) else chunk.find
         _add_spans(spans, chunk, find, needle, (), start=start, stop=stop)
@@ -192,7 +192,7 @@ def _mapped_batches(
     window, so a full scan costs the needle search and little else. The mapping's
     size is the file's when the scan starts; lines appended later are not read.
     """
-    from ds01_events import bytescan  # noqa: PLC0415 - a bisected query never maps a file
+    from ds01_query.scan import bytescan  # noqa: PLC0415 - a bisected query never maps a file
 
     mapped = reader.map_plain(path)
     if mapped is None:
@@ -271,7 +271,7 @@ def iter_matches(
     """
     segments = segments_to_read(files, filters, margin)
     if workers > 1 and sum(map(segment_weight, segments)) >= 2 * SHARE_BYTES:
-        from ds01_events import parallel  # noqa: PLC0415 - only large scans fan out
+        from ds01_query.scan import parallel  # noqa: PLC0415 - only large scans fan out
 
         yield from parallel.iter_matches(segments, filters, stats, workers=workers)
     else:

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from watcher.container_events import (
+from watcher.docker.container_events import (
     container_event,
     holding_events,
     release_events,
     stop_reason,
     timestamp_from_nanos,
 )
-from watcher.docker_stream import base_action, event_key
-from watcher.known_container import KnownContainer, known_from_event, known_from_inspect
+from watcher.docker.known_container import KnownContainer, known_from_event, known_from_inspect
+from watcher.docker.stream import base_action, event_key
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from ds01_events import runner
-from ds01_events.help_text import CONCEPTS, INFO
-from ds01_events.reader import LogUnreadableError
+from ds01_query.cli import runner
+from ds01_query.cli.help_text import CONCEPTS, INFO
+from ds01_query.engine.reader import LogUnreadableError
 
 Many = list[str] | None
 query_app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -58,11 +58,11 @@ def query(  # noqa: PLR0917 - Typer maps each parameter to one option
         typer.echo(INFO if info else CONCEPTS)
         return
     if guided:
-        from ds01_events.guided import build_args  # noqa: PLC0415 - interactive only
+        from ds01_query.cli.guided import build_args  # noqa: PLC0415 - interactive only
 
         args = build_args(input, typer.echo)
         typer.echo("ds01-events " + " ".join(_quote(a) for a in args))
-        from ds01_events.cli_events import main  # noqa: PLC0415 - the entry point runs it
+        from ds01_query.cli.main import main  # noqa: PLC0415 - the entry point runs it
 
         raise typer.Exit(main(args))
     request = runner.QueryRequest(

@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ds01_events import reader
-from ds01_events.dates import date, datetime, timezone, tzinfo
-from ds01_events.query import Obj, event_type, event_user, parse_event_time
-from ds01_events.search import ScanStats, decode_event
+from ds01_query.engine import reader
+from ds01_query.engine.dates import date, datetime, timezone, tzinfo
+from ds01_query.engine.query import Obj, event_type, event_user, parse_event_time
+from ds01_query.scan.search import ScanStats, decode_event
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from ds01_events.reader import StrPath
+    from ds01_query.engine.reader import StrPath
 
 NO_USER = "(none)"
 NO_TYPE = "(none)"

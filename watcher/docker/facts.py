@@ -16,12 +16,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from watcher.known_container import KnownContainer, known_from_inspect
+from watcher.docker.known_container import KnownContainer, known_from_inspect
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from watcher.docker_stream import EventKey
+    from watcher.docker.stream import EventKey
 
 LOOK_AHEAD = 256
 INSPECT_THREADS = 4

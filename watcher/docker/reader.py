@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from watcher.docker_stream import ChunkDecoder, event_key, since_arg
+from watcher.docker.stream import ChunkDecoder, event_key, since_arg
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable

@@ -7,7 +7,7 @@ schemas are read: ``timestamp``/``event_type``/``details.container`` and the leg
 
 from __future__ import annotations
 
-from ds01_events.dates import datetime, timezone
+from ds01_query.engine.dates import datetime, timezone
 
 # Kept off the import path of a plain query (dataclasses, typing, re, fnmatch): a
 # bisected --since query takes less time than importing them.

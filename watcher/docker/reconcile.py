@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ds01_events.envelope import Event, make_event
-from watcher.container_events import (
+from watcher.docker.container_events import (
     SOURCE,
     container_event,
     holding_events,
@@ -21,8 +21,8 @@ from watcher.container_events import (
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
 
-    from watcher.docker_stream import EventKey
-    from watcher.known_container import KnownContainer
+    from watcher.docker.known_container import KnownContainer
+    from watcher.docker.stream import EventKey
 
 
 def reconcile(

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from watcher import attribution
-from watcher.docker_stream import base_action
-from watcher.gpu_devices import gpu_devices
+from watcher.docker import attribution
+from watcher.docker.gpu_devices import gpu_devices
+from watcher.docker.stream import base_action
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping

@@ -13,7 +13,7 @@ import pwd
 import re
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ds01_events.query import (
+from ds01_query.engine.query import (
     Obj,
     event_container,
     event_time,
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from datetime import datetime, tzinfo
 
-    from ds01_events.summary import Summary
+    from ds01_query.engine.summary import Summary
 
 # C0, DEL, C1, and the Unicode format characters that reorder or hide text.
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")

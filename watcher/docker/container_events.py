@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ds01_events.envelope import Event, make_event
 
 if TYPE_CHECKING:
-    from watcher.known_container import KnownContainer
+    from watcher.docker.known_container import KnownContainer
 
 SOURCE = "ds01-watcher"
 _STOP_SIGNALS = frozenset({"15", "SIGTERM", "TERM"})

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import os
 
-from ds01_events import reader
-from ds01_events.query import needles
-from ds01_events.search import (
+from ds01_query.engine import reader
+from ds01_query.engine.query import needles
+from ds01_query.scan.search import (
     SHARE_BYTES,
     Match,
     ScanStats,
@@ -39,7 +39,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
-    from ds01_events.query import Filters
+    from ds01_query.engine.query import Filters
 
     # Reads one share and writes its report to the file descriptor (see `read_share`).
     ShareReader = Callable[[Sequence[Segment], "Sequence[bytes] | None", Filters, int], None]

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
-from ds01_events import runner
-from ds01_events.reader import LogUnreadableError
+from ds01_query.cli import runner
+from ds01_query.engine.reader import LogUnreadableError
 
 TYPE_CHECKING = False  # typing itself costs more to import than a bisected query takes
 
@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = args[1:]
     import typer  # noqa: PLC0415 - slow to import; only help, --guided, commands, errors
 
-    from ds01_events import cli_typer  # noqa: PLC0415 - same reason
+    from ds01_query.cli import typer_app as cli_typer  # noqa: PLC0415 - same reason
 
     apps = {"types": cli_typer.types_app, "verify": cli_typer.verify_app}
     app = apps.get(command or "", cli_typer.query_app)

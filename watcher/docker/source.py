@@ -22,17 +22,17 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from watcher.cursor import DockerCursor, load_cursor, save_cursor
-from watcher.docker_facts import LOOK_AHEAD, ContainerFacts
-from watcher.docker_reader import Connected, Item, RawEvent, StreamReader, why
-from watcher.docker_stream import (
+from watcher.docker.cursor import DockerCursor, load_cursor, save_cursor
+from watcher.docker.facts import LOOK_AHEAD, ContainerFacts
+from watcher.docker.lifecycle import HANDLED_ACTIONS, ContainerLifecycle
+from watcher.docker.reader import Connected, Item, RawEvent, StreamReader, why
+from watcher.docker.reconcile import reconcile, replay_gap
+from watcher.docker.stream import (
     EventKey,
     SeenKeys,
     base_action,
     event_key,
 )
-from watcher.lifecycle import HANDLED_ACTIONS, ContainerLifecycle
-from watcher.reconcile import reconcile, replay_gap
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -399,9 +399,3 @@ class DockerSource:
             return
         self._dirty = False
         self._last_save = now
-
-
-if __name__ == "__main__":
-    from watcher.docker_runner import main
-
-    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The command line: the fast path, the Typer app, aliases, guided mode, help, rendering."""

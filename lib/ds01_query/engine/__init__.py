@@ -1,0 +1,1 @@
+"""The query engine: filters, time specs, log files and rotation, decoding, summary, verify."""

@@ -1,0 +1,1 @@
+"""The Docker source: event stream, facts from inspect, lifecycle and attribution, reconcile."""
