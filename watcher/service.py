@@ -160,13 +160,16 @@ class Service:
         except OSError as exc:
             self.say(f"cannot create the spool directory {settings.spool_dir}: {exc.strerror}")
         for job in self._jobs:
+            # APScheduler 3 reads next_run_time=None as "paused": pass it only to run
+            # at once, and let the trigger pick the first run otherwise.
+            first_run = {"next_run_time": _now()} if job.run_at_start else {}
             self.scheduler.add_job(
                 _guarded(job, self.say),
                 "interval",
                 seconds=job.interval_seconds,
                 id=job.name,
                 name=job.name,
-                next_run_time=_now() if job.run_at_start else None,
+                **first_run,
             )
         self.spool.drain()
         self.scheduler.start()

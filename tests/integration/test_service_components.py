@@ -103,3 +103,19 @@ def test_component_factory_job_and_watchdog(tmp_path: Path) -> None:
     assert types[0] == "watcher.start"
     assert "test.source_started" in types
     assert types[-2:] == ["test.source_stopped", "watcher.stop"]
+
+
+def test_a_job_without_run_at_start_runs_on_its_interval(tmp_path: Path) -> None:
+    """A plain job (no run_at_start) is scheduled, not paused: it runs again and again."""
+    runs: list[float] = []
+    service = Service(
+        _settings(tmp_path), jobs=[Job("tick", lambda: runs.append(1.0), interval_seconds=0.2)]
+    )
+    runner = threading.Thread(target=service.run)
+    runner.start()
+    try:
+        assert wait_for(lambda: len(runs) >= 3, timeout=10)
+        assert all(job.next_run_time is not None for job in service.scheduler.get_jobs())
+    finally:
+        service.request_stop("test")
+        runner.join(30)
