@@ -1,0 +1,169 @@
+"""The fake NVML library for tests and benches: build it, write fixtures, run children.
+
+pynvml loads ``libnvidia-ml.so.1`` by soname, so the fake can only be chosen through
+``LD_LIBRARY_PATH`` before a process starts: code that talks to NVML runs in a child
+Python with ``FakeNvml.env()``. Every child run through ``FakeNvml.run_python`` also
+reports which libnvidia-ml it mapped, and ``run_python`` fails unless it was the fake.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent.parent
+SOURCES = ("fake_nvml.c", "stubs.c", "fake_nvml.h")
+BUILD_ROOT = ROOT / "tests" / "fakes" / "build" / "nvml"
+FIXTURE_VARIABLE = "DS01_FAKE_NVML_FIXTURE"
+SONAME = "libnvidia-ml.so.1"
+
+# Appended to every child snippet: which libnvidia-ml files this process mapped, and
+# whether the one answering is the fake (a symbol only the fake exports).
+_LOADED_PROBE = """
+def _ds01_loaded_report():
+    import ctypes, json
+    maps = sorted({line.split()[-1] for line in open("/proc/self/maps")
+                   if "libnvidia-ml" in line})
+    fake = None
+    if maps:
+        try:
+            fn = ctypes.CDLL("libnvidia-ml.so.1").ds01FakeNvmlVersion
+            fn.restype = ctypes.c_char_p
+            fake = fn().decode()
+        except (OSError, AttributeError):
+            fake = None
+    print("DS01-NVML-LOADED " + json.dumps({"maps": maps, "fake": fake}), flush=True)
+import atexit as _ds01_atexit
+_ds01_atexit.register(_ds01_loaded_report)
+"""
+
+
+def build_library() -> Path:
+    """Compile the fake (once per source version); return the directory holding it."""
+    digest = hashlib.sha256()
+    for name in SOURCES:
+        digest.update((HERE / name).read_bytes())
+    out = BUILD_ROOT / digest.hexdigest()[:16]
+    library = out / SONAME
+    if library.exists():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    # Built aside and renamed: parallel test workers and a bench may build at once.
+    partial = out / f".{SONAME}.{os.getpid()}"
+    subprocess.run(
+        [
+            "gcc",
+            "-O2",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-shared",
+            "-fPIC",
+            f"-Wl,-soname,{SONAME}",
+            "-o",
+            str(partial),
+            str(HERE / "fake_nvml.c"),
+            str(HERE / "stubs.c"),
+            "-lpthread",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    partial.replace(library)
+    return out
+
+
+class ChildResult:
+    """A finished child: its output (without the probe line) and what it loaded."""
+
+    def __init__(self, proc: subprocess.CompletedProcess[str]) -> None:
+        self.returncode = proc.returncode
+        self.stderr = proc.stderr
+        lines = proc.stdout.splitlines()
+        self.loaded: dict[str, object] | None = None
+        kept = []
+        for line in lines:
+            if line.startswith("DS01-NVML-LOADED "):
+                self.loaded = json.loads(line.removeprefix("DS01-NVML-LOADED "))
+            else:
+                kept.append(line)
+        self.stdout = "\n".join(kept)
+
+    def json(self) -> object:
+        """The child's last output line, decoded."""
+        return json.loads(self.stdout.splitlines()[-1])
+
+
+class FakeNvml:
+    """One fixture file in ``directory`` and the environment that loads the fake on it."""
+
+    def __init__(self, directory: Path) -> None:
+        self.library_dir = build_library()
+        self.fixture = directory / "nvml.fixture"
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def write(self, text: str) -> None:
+        """Replace the fixture atomically (a new inode: the fake re-reads it)."""
+        fd, tmp = tempfile.mkstemp(dir=self.fixture.parent, prefix=".fixture.")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, self.fixture)
+
+    def env(self, base: dict[str, str] | None = None, *, with_library: bool = True) -> dict[str, str]:
+        """An environment whose processes load the fake (or, without it, no NVML at all)."""
+        env = dict(os.environ if base is None else base)
+        env[FIXTURE_VARIABLE] = str(self.fixture)
+        paths = [p for p in env.get("LD_LIBRARY_PATH", "").split(":") if p and "fakes/build" not in p]
+        if with_library:
+            paths.insert(0, str(self.library_dir))
+        env["LD_LIBRARY_PATH"] = ":".join(paths)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(ROOT / "lib"), str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        )
+        return env
+
+    def run_python(
+        self, code: str, *, timeout: float = 60, with_library: bool = True, check_fake: bool = True
+    ) -> ChildResult:
+        """Run ``code`` in a child Python on this fixture; by default require the fake loaded."""
+        proc = subprocess.run(
+            [sys.executable, "-c", _LOADED_PROBE + "\n" + code],
+            env=self.env(with_library=with_library),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        result = ChildResult(proc)
+        if check_fake:
+            assert_fake_loaded(result, self.library_dir)
+        return result
+
+
+def assert_fake_loaded(result: ChildResult, library_dir: Path) -> None:
+    """Fail unless the child mapped only the fake libnvidia-ml and it answered as the fake."""
+    loaded = result.loaded
+    assert loaded is not None, f"child ended before reporting its libraries:\n{result.stderr}"
+    maps = loaded["maps"]
+    assert isinstance(maps, list)
+    assert maps, f"no libnvidia-ml was loaded:\n{result.stderr}"
+    assert all(str(path).startswith(str(library_dir)) for path in maps), maps
+    assert loaded["fake"] == "ds01-fake-nvml 1", loaded
+
+
+def real_driver_installed() -> bool:
+    """Whether this machine has a real libnvidia-ml (then "library missing" cannot be shown)."""
+    try:
+        listing = subprocess.run(
+            ["ldconfig", "-p"], capture_output=True, text=True, check=False
+        ).stdout
+    except OSError:
+        return False
+    return SONAME in listing
