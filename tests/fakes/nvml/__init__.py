@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent.parent
@@ -83,10 +84,10 @@ def build_library() -> Path:
 class ChildResult:
     """A finished child: its output (without the probe line) and what it loaded."""
 
-    def __init__(self, proc: subprocess.CompletedProcess[str]) -> None:
-        self.returncode = proc.returncode
-        self.stderr = proc.stderr
-        lines = proc.stdout.splitlines()
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode = returncode
+        self.stderr = stderr
+        lines = stdout.splitlines()
         self.loaded: dict[str, object] | None = None
         kept = []
         for line in lines:
@@ -107,6 +108,7 @@ class FakeNvml:
     def __init__(self, directory: Path) -> None:
         self.library_dir = build_library()
         self.fixture = directory / "nvml.fixture"
+        self._sessions: list[Session] = []
         directory.mkdir(parents=True, exist_ok=True)
 
     def write(self, text: str) -> None:
@@ -116,11 +118,15 @@ class FakeNvml:
             handle.write(text)
         os.replace(tmp, self.fixture)
 
-    def env(self, base: dict[str, str] | None = None, *, with_library: bool = True) -> dict[str, str]:
+    def env(
+        self, base: dict[str, str] | None = None, *, with_library: bool = True
+    ) -> dict[str, str]:
         """An environment whose processes load the fake (or, without it, no NVML at all)."""
         env = dict(os.environ if base is None else base)
         env[FIXTURE_VARIABLE] = str(self.fixture)
-        paths = [p for p in env.get("LD_LIBRARY_PATH", "").split(":") if p and "fakes/build" not in p]
+        paths = [
+            p for p in env.get("LD_LIBRARY_PATH", "").split(":") if p and "fakes/build" not in p
+        ]
         if with_library:
             paths.insert(0, str(self.library_dir))
         env["LD_LIBRARY_PATH"] = ":".join(paths)
@@ -141,10 +147,80 @@ class FakeNvml:
             timeout=timeout,
             check=False,
         )
-        result = ChildResult(proc)
+        result = ChildResult(proc.returncode, proc.stdout, proc.stderr)
         if check_fake:
             assert_fake_loaded(result, self.library_dir)
         return result
+
+    def start_python(self, code: str) -> subprocess.Popen[str]:
+        """Start ``code`` in a child on this fixture; ``finish`` collects and checks it."""
+        return subprocess.Popen(
+            [sys.executable, "-c", _LOADED_PROBE + "\n" + code],
+            env=self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def finish(self, proc: subprocess.Popen[str], *, timeout: float = 30) -> ChildResult:
+        """Wait for a ``start_python`` child; fail unless it loaded the fake."""
+        stdout, stderr = proc.communicate(timeout=timeout)
+        result = ChildResult(proc.returncode, stdout, stderr)
+        assert_fake_loaded(result, self.library_dir)
+        return result
+
+    def session(self, *, timeout: float = 5.0, with_library: bool = True) -> Session:
+        """A long-running child (tests/fakes/nvml/session.py) on this fixture; see close()."""
+        session = Session(self, timeout, with_library=with_library)
+        self._sessions.append(session)
+        return session
+
+    def close(self) -> None:
+        """End every session this fake started."""
+        for session in self._sessions:
+            session.close()
+        self._sessions.clear()
+
+
+class Session:
+    """One child process that keeps NVML initialised across commands (see session.py)."""
+
+    def __init__(self, fake: FakeNvml, timeout: float, *, with_library: bool) -> None:
+        self.fake = fake
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.fakes.nvml.session", str(timeout)],
+            cwd=ROOT,
+            env=fake.env(with_library=with_library),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def ask(self, command: str) -> Any:
+        """Send one command; its JSON answer."""
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            _, err = self.proc.communicate(timeout=10)
+            raise AssertionError(f"session ended: {err}")
+        return json.loads(line)
+
+    def check_fake_loaded(self) -> None:
+        """Fail unless this child mapped only the fake library and it answers as the fake."""
+        loaded = self.ask("loaded")
+        assert loaded["maps"], "no libnvidia-ml was loaded"
+        assert all(str(p).startswith(str(self.fake.library_dir)) for p in loaded["maps"]), loaded
+        assert loaded["fake"] == "ds01-fake-nvml 1", loaded
+
+    def close(self) -> None:
+        """End the child (kill: a stuck poll thread must not keep it alive)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate(timeout=10)
 
 
 def assert_fake_loaded(result: ChildResult, library_dir: Path) -> None:
@@ -167,3 +243,26 @@ def real_driver_installed() -> bool:
     except OSError:
         return False
     return SONAME in listing
+
+
+def mig_layout(gpus: int, migs_per_gpu: int, pids: list[int], *, parent: str = "denied") -> str:
+    """A fixture: ``gpus`` A100s in MIG mode, ``migs_per_gpu`` 1g.10gb devices each.
+
+    One process per pid, spread round-robin over all MIG devices (the i-th uses i+1 MiB).
+    """
+    lines = ["driver 550.54.15"]
+    for gpu in range(gpus):
+        lines.append(
+            f"gpu {gpu} uuid=GPU-{gpu:08x}-1111-4000-8000-000000000000 "
+            f'name="NVIDIA A100-SXM4-80GB" memory=81920 mig=on parent={parent}'
+        )
+        lines.extend(
+            f"mig {gpu} {slot} gi={7 + slot} ci=0 uuid=MIG-{gpu:08x}-2222-4000-8000-{slot:012x}"
+            " profile=1g.10gb memory=9856"
+            for slot in range(migs_per_gpu)
+        )
+    devices = [(gpu, slot) for gpu in range(gpus) for slot in range(migs_per_gpu)]
+    for i, pid in enumerate(pids):
+        gpu, slot = devices[i % len(devices)]
+        lines.append(f"proc {gpu}/{slot} pid={pid} memory={i + 1}")
+    return "\n".join(lines) + "\n"

@@ -602,6 +602,16 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t *me
     LEAVE(NVML_SUCCESS);
 }
 
+/* nvitop's MIG rows need an answer here (it fails to print a MIG device without one). */
+nvmlReturn_t nvmlDeviceGetBAR1MemoryInfo(nvmlDevice_t device, nvmlBAR1Memory_t *bar1) {
+    ENTER("nvmlDeviceGetBAR1MemoryInfo", device, h);
+    if (!bar1) LEAVE(NVML_ERROR_INVALID_ARGUMENT);
+    bar1->bar1Total = 256 * MIB;
+    bar1->bar1Used = 2 * MIB;
+    bar1->bar1Free = bar1->bar1Total - bar1->bar1Used;
+    LEAVE(NVML_SUCCESS);
+}
+
 /* ---- MIG ------------------------------------------------------------------------ */
 
 nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int *current, unsigned int *pending) {

@@ -8,4 +8,23 @@
 #define STUB(name) \
     nvmlReturn_t name(void) { return NVML_ERROR_NOT_SUPPORTED; }
 
+STUB(nvmlDeviceGetComputeMode)
+STUB(nvmlDeviceGetConfComputeMemSizeInfo)
+STUB(nvmlDeviceGetDecoderUtilization)
+STUB(nvmlDeviceGetDisplayActive)
+STUB(nvmlDeviceGetDriverModel)
+STUB(nvmlDeviceGetDriverModel_v2)
+STUB(nvmlDeviceGetEncoderUtilization)
+STUB(nvmlDeviceGetEnforcedPowerLimit)
+STUB(nvmlDeviceGetFanSpeed)
+STUB(nvmlDeviceGetPciInfo_v3)
+STUB(nvmlDeviceGetPerformanceState)
+STUB(nvmlDeviceGetPersistenceMode)
+STUB(nvmlDeviceGetPowerManagementLimit)
+STUB(nvmlDeviceGetPowerUsage)
+STUB(nvmlDeviceGetProcessUtilization)
+STUB(nvmlDeviceGetRunningProcessDetailList)
 STUB(nvmlDeviceGetTemperature)
+STUB(nvmlDeviceGetTemperatureV)
+STUB(nvmlDeviceGetTotalEccErrors)
+STUB(nvmlDeviceGetUtilizationRates)
