@@ -246,3 +246,22 @@ def test_recovers_when_the_driver_comes_back(fake: FakeNvml) -> None:
     assert first["error"].startswith("NVIDIA driver not loaded")
     assert second["error"] is None
     assert len(second["gpus"]) == 3
+
+
+def test_only_the_adapter_imports_pynvml() -> None:
+    """No module of the project but detectors/nvml.py imports pynvml."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2]
+    offenders = []
+    for folder in ("lib", "watcher", "detectors"):
+        for path in (root / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module]
+                if any(name.split(".")[0] == "pynvml" for name in names):
+                    offenders.append(str(path.relative_to(root)))
+    assert offenders == ["detectors/nvml.py"]

@@ -1,7 +1,7 @@
 /* A stand-in for libnvidia-ml.so.1, loaded by the real pynvml in tests and benches.
  *
- * It answers from a fixture file named in DS01_FAKE_NVML_FIXTURE (format: README.md
- * beside this file) and re-reads that file whenever its inode, size or mtime changes
+ * It answers from a fixture file named in DS01_FAKE_NVML_FIXTURE (format:
+ * docs/nvml.md) and re-reads that file whenever its inode, size or mtime changes
  * (checked on nvmlInit, nvmlDeviceGetCount and every process-list call), so one
  * long-running watcher sees processes come and go. Errors and hangs are injected per
  * exact C symbol name. Symbols that pynvml, gpustat or nvitop look up but that the
