@@ -245,8 +245,8 @@ class NvmlReader:
         if self._initialised:
             self._initialised = False
             try:
-                pynvml.nvmlShutdown()
-            except Exception:  # already unusable; the next read initialises again
+                _call(pynvml.nvmlShutdown)
+            except (NvmlUnavailable, GpuLost, NoAnswer):  # the next read initialises again
                 return
 
     def _gpu(self, index: int) -> _GpuPart:

@@ -19,7 +19,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent.parent
-SOURCES = ("fake_nvml.c", "stubs.c", "fake_nvml.h")
+SOURCES = ("fake_nvml.c", "fixture.c", "stubs.c", "fake_nvml.h", "fake_state.h")
 BUILD_ROOT = ROOT / "tests" / "fakes" / "build" / "nvml"
 FIXTURE_VARIABLE = "DS01_FAKE_NVML_FIXTURE"
 SONAME = "libnvidia-ml.so.1"
@@ -69,8 +69,7 @@ def build_library() -> Path:
             f"-Wl,-soname,{SONAME}",
             "-o",
             str(partial),
-            str(HERE / "fake_nvml.c"),
-            str(HERE / "stubs.c"),
+            *(str(HERE / name) for name in SOURCES if name.endswith(".c")),
             "-lpthread",
         ],
         check=True,
