@@ -7,9 +7,11 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from detectors.snapshot import NvmlSnapshot
-from tests.fakes.nvml import FakeNvml, mig_layout, real_driver_installed
+from tests.fakes.nvml import FakeNvml, Session, mig_layout, real_driver_installed
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc builds the fake NVML")
 
@@ -265,3 +267,57 @@ def test_only_the_adapter_imports_pynvml() -> None:
                 if any(name.split(".")[0] == "pynvml" for name in names):
                     offenders.append(str(path.relative_to(root)))
     assert offenders == ["detectors/nvml.py"]
+
+
+@st.composite
+def layouts(draw: st.DrawFn) -> tuple[str, dict[int, tuple[int, int | None, int | None]]]:
+    """A random fixture and, per pid, where and with what memory it must be reported."""
+    lines, expected = [], {}
+    pid = 100
+    for gpu in range(draw(st.integers(1, 4))):
+        mode = draw(st.sampled_from(["on", "off", "none"]))
+        parent = draw(st.sampled_from(["denied", "aggregate"]))
+        lines.append(f"gpu {gpu} mig={mode} parent={parent}")
+        slots = sorted(draw(st.sets(st.integers(0, 6), max_size=7))) if mode != "none" else []
+        lines.extend(f"mig {gpu} {slot}" for slot in slots)
+        places = [str(gpu)] if mode != "on" else [f"{gpu}/{slot}" for slot in slots]
+        for _ in range(draw(st.integers(0, 6)) if places else 0):
+            place = draw(st.sampled_from(places))
+            memory = draw(st.one_of(st.none(), st.integers(0, 80000)))
+            kind = draw(st.sampled_from(["compute", "graphics"]))
+            lines.append(
+                f"proc {place} pid={pid} memory={'na' if memory is None else memory} kind={kind}"
+            )
+            slot = int(place.split("/")[1]) if "/" in place else None
+            expected[pid] = (gpu, slot, memory)
+            pid += 1
+    return "\n".join(lines) + "\n", expected
+
+
+@pytest.fixture
+def session(fake: FakeNvml):
+    """One long-running child for many examples (checked to run on the fake at the end)."""
+    fake.write("gpu 0\n")
+    session = fake.session()
+    yield session
+    session.check_fake_loaded()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(layout=layouts())
+def test_any_layout_reports_each_process_once_where_it_runs(
+    fake: FakeNvml, session: Session, layout
+) -> None:
+    """Random GPUs, MIG modes, slots and processes: each pid once, on its device, memory kept."""
+    fixture, expected = layout
+    fake.write(fixture)
+    snap = msgspec.convert(session.ask("read"), NvmlSnapshot)
+    assert snap.error is None
+    assert all(g.failed is None and not g.lost for g in snap.gpus)
+    got = {p.pid: (p.gpu_index, p.mig_index, p.used_memory_mib) for p in snap.processes}
+    assert len(got) == len(snap.processes)
+    assert got == expected
+    migs = {(m.parent_index, m.mig_index): m.uuid for m in snap.mig_devices}
+    assert all(p.mig_uuid == migs.get((p.gpu_index, p.mig_index)) for p in snap.processes)
