@@ -313,13 +313,20 @@ class NvmlReader:
         return _GpuPart(gpu(), migs, processes)
 
     def _mig_devices(self, index: int, handle: Any) -> list[tuple[MigDevice, Any]]:
-        """Every populated MIG slot of a GPU in MIG mode; empty slots answer NOT_FOUND."""
-        slots = _value(pynvml.nvmlDeviceGetMaxMigDeviceCount, handle) or 0
+        """Every populated MIG slot of a GPU in MIG mode; empty slots answer NOT_FOUND.
+
+        Any other unanswered question here raises NoAnswer: a slot skipped by mistake
+        would read as its processes having exited.
+        """
+        slots = _call(pynvml.nvmlDeviceGetMaxMigDeviceCount, handle)
         found: list[tuple[MigDevice, Any]] = []
         for slot in range(int(slots)):
-            mig_handle = _value(pynvml.nvmlDeviceGetMigDeviceHandleByIndex, handle, slot)
-            if mig_handle is None:
-                continue
+            try:
+                mig_handle = _call(pynvml.nvmlDeviceGetMigDeviceHandleByIndex, handle, slot)
+            except NoAnswer as exc:
+                if exc.code == pynvml.NVML_ERROR_NOT_FOUND:
+                    continue
+                raise
             is_mig = _value(pynvml.nvmlDeviceIsMigDeviceHandle, mig_handle)
             if is_mig is not None and not getattr(is_mig, "value", is_mig):
                 continue  # not a MIG handle after all: never count the parent twice

@@ -135,6 +135,9 @@ def test_count_growing_past_pynvmls_margin_is_asked_again(fake: FakeNvml) -> Non
         ("error nvmlDeviceGetGraphicsRunningProcesses_v3 gpu=1 NVML_ERROR_NO_PERMISSION", 1),
         ("error nvmlDeviceGetComputeRunningProcesses_v3 gpu=2/0 NVML_ERROR_NO_PERMISSION", 2),
         ("error nvmlDeviceGetComputeRunningProcesses_v3 gpu=1 NVML_ERROR_UNKNOWN", 1),
+        ("error nvmlDeviceGetMaxMigDeviceCount gpu=2 NVML_ERROR_UNKNOWN", 2),
+        ("error nvmlDeviceGetMigDeviceHandleByIndex gpu=2 NVML_ERROR_NO_PERMISSION", 2),
+        ("error nvmlDeviceGetUUID gpu=2/0 NVML_ERROR_NOT_SUPPORTED", 2),
     ],
 )
 def test_one_gpu_failing_voids_only_its_part(fake: FakeNvml, rule: str, failed_gpu: int) -> None:
