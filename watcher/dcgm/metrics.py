@@ -10,13 +10,18 @@ parent's UUID for each GPU instance (``GPU_I_ID``), so one UUID is one physical 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import msgspec
 from prometheus_client.parser import text_string_to_metric_families
 
+if TYPE_CHECKING:
+    from prometheus_client.samples import Sample
+
 ENERGY_SERIES = "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"
 # Releases differ: 2.x wrote "Hostname", some builds and relabelled scrapes "hostname".
 HOSTNAME_LABELS = ("Hostname", "hostname")
+_ENERGY_SAMPLES = frozenset({ENERGY_SERIES, ENERGY_SERIES + "_total"})
 
 
 class UnreadableAnswer(ValueError):
@@ -53,27 +58,37 @@ def read_exporter_answer(text: str) -> ExporterReading:
         raise UnreadableAnswer(msg)
     energy: dict[str, float] = {}
     mig: set[tuple[str, str]] = set()
-    hostname: str | None = None
+    hostnames: list[str] = []
     series = 0
     try:
         for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                series += 1
-                if sample.name != ENERGY_SERIES:
-                    continue
-                uuid = sample.labels.get("UUID")
-                if not uuid or math.isnan(sample.value):
-                    continue
-                energy[uuid] = max(sample.value, energy.get(uuid, -math.inf))
-                if "GPU_I_ID" in sample.labels:
-                    mig.add((uuid, sample.labels["GPU_I_ID"]))
-                if hostname is None:
-                    hostname = next(
-                        (sample.labels[k] for k in HOSTNAME_LABELS if k in sample.labels), None
-                    )
+            series += len(family.samples)
+            if family.name == ENERGY_SERIES:
+                _read_energy(family.samples, energy, mig, hostnames)
     except Exception as exc:  # mostly ValueError; any parser error means unreadable text
         msg = f"not Prometheus text: {str(exc)[:200]}"
         raise UnreadableAnswer(msg) from None
     return ExporterReading(
-        energy_mj=energy, mig_instances=tuple(sorted(mig)), hostname=hostname, series=series
+        energy_mj=energy,
+        mig_instances=tuple(sorted(mig)),
+        hostname=hostnames[0] if hostnames else None,
+        series=series,
     )
+
+
+def _read_energy(
+    samples: list[Sample],
+    energy: dict[str, float],
+    mig: set[tuple[str, str]],
+    hostnames: list[str],
+) -> None:
+    for sample in samples:
+        # The parser names a counter's samples NAME_total (and NAME_created).
+        uuid = sample.labels.get("UUID")
+        if sample.name not in _ENERGY_SAMPLES or not uuid or math.isnan(sample.value):
+            continue
+        energy[uuid] = max(sample.value, energy.get(uuid, -math.inf))
+        if "GPU_I_ID" in sample.labels:
+            mig.add((uuid, sample.labels["GPU_I_ID"]))
+        if not hostnames:
+            hostnames.extend(sample.labels[k] for k in HOSTNAME_LABELS if k in sample.labels)
