@@ -8,19 +8,23 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from docker_support import IMAGE
 
-from ds01_events.envelope import Event
 from watcher.dcgm.job import DcgmProbe
 from watcher.dcgm.restart import ExporterRestarter
 from watcher.dcgm.watchdog import WatchdogPolicy
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ds01_events.envelope import Event
+
 GPU0 = "GPU-34319582-d595-d1c7-d1d2-179bcfa61660"  # in MIG mode: two GPU instances
 GPU1 = "GPU-8c16e996-bd76-aa91-17e7-b48bcd0208ba"
 # Inside the script's double-quoted echo: quotes escaped for sh.
-_LABELS = r'pci_bus_id=\"00000000:07:00.0\",modelName=\"NVIDIA A100-SXM4-80GB\"'
+_LABELS = r"pci_bus_id=\"00000000:07:00.0\",modelName=\"NVIDIA A100-SXM4-80GB\""
 
 # The exporter's text format (labels in its order, MIG series carry GPU_I_PROFILE and
 # GPU_I_ID with the parent's UUID, no GPU_UTIL for the MIG GPU), rewritten every second
@@ -137,7 +141,13 @@ class Collected:
 
 
 def make_probe(
-    url: str, container: str, collected: Collected, *, timeout: float = 1.0, **policy: Any
+    url: str,
+    container: str,
+    collected: Collected,
+    *,
+    timeout: float = 1.0,
+    expected_gpus: Callable[[], int | None] | None = None,
+    **policy: Any,
 ) -> DcgmProbe:
     """A watchdog on ``url`` restarting ``container`` by the Docker API (no unit here)."""
     restarter = ExporterRestarter(
@@ -153,6 +163,7 @@ def make_probe(
         timeout=timeout,
         restarter=restarter,
         say=collected.say,
+        expected_gpus=expected_gpus,
     )
 
 
@@ -165,7 +176,7 @@ class ProbeLoop:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> ProbeLoop:
+    def __enter__(self) -> ProbeLoop:  # noqa: PYI034 - Python 3.10 has no typing.Self
         self._thread.start()
         return self
 

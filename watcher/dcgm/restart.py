@@ -55,6 +55,7 @@ class ExporterRestarter:
         self._systemd_running = systemd_running
         self._docker_client = docker_client or self._make_client
         self._clock = clock
+        self._client: Any = None
 
     # -- what is installed ----------------------------------------------------------
 
@@ -69,8 +70,11 @@ class ExporterRestarter:
     def container_state(self) -> str | None:
         """The container's status (running, paused, exited...), None if absent or unknown."""
         try:
-            info = self._docker_client().inspect_container(self.container)
+            if self._client is None:  # kept: asked on every failed probe
+                self._client = self._docker_client()
+            info = self._client.inspect_container(self.container)
         except Exception:
+            self._client = None
             return None
         status = info.get("State", {}).get("Status")
         return str(status) if status else None
