@@ -96,7 +96,8 @@ def measure(gpus: int, mig: int, probes: int) -> None:
                 probe.probe()
             cpu = (time.process_time() - cpu0) / probes
             wall = (time.perf_counter() - wall0) / probes
-            assert probe.watchdog.state == "healthy", probe.watchdog.error
+            if probe.watchdog.state != "healthy":
+                sys.exit(f"the probe did not stay healthy: {probe.watchdog.error}")
             print(
                 f"{gpus} GPUs x {mig or 1} {'MIG instances' if mig else 'device'}:"
                 f" {len(body) / 1024:7.1f} KiB, {body.count(chr(10))} lines;"
