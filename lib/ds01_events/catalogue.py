@@ -72,7 +72,18 @@ EVENT_TYPES: dict[str, EventType] = {
         "The watcher restarted the DCGM exporter (hung, stale or down), or gave up"
         " (gave_up: true) after its cap of restarts an hour; killed: the graceful stop"
         " failed and it came to SIGKILL.",
-        ("url", "reason", "state", "attempt", "method", "took_s", "ok", "killed", "gave_up"),
+        (
+            "url",
+            "reason",
+            "state",
+            "attempt",
+            "method",
+            "took_s",
+            "ok",
+            "killed",
+            "gave_up",
+            "error",
+        ),
     ),
     "monitoring.scrape_failure": EventType(
         "The DCGM exporter's state changed away from healthy (slow, stale, hung, down);"

@@ -346,3 +346,28 @@ def test_invariants_over_any_sequence(
         assert len(in_hour) <= policy.restarts_per_hour
     for a, b in itertools.pairwise(starts):
         assert b - a >= policy.grace_s
+
+
+def test_every_detail_key_is_in_the_catalogue() -> None:
+    """The events the watchdog logs use only the keys `ds01-events types` documents."""
+    from ds01_events.catalogue import EVENT_TYPES
+
+    policy = WatchdogPolicy(hung_after=1, grace_s=1.0, restarts_per_hour=1, stable_s=1e9)
+    dog = ExporterWatchdog(URL, policy)
+    seen: dict[str, set[str]] = {}
+    failed = RestartOutcome(method="docker", took_s=1.0, ok=False, killed=None, error="x")
+    now = 0.0
+    for obs in [whole(1.0), whole(2.0, took=9.0), TIMEOUT, TIMEOUT, TIMEOUT, whole(3.0)]:
+        step = dog.observe(now, obs)
+        if step.restart is not None:
+            step.events += dog.restart_done(now, failed).events
+        for event_type, details in step.events:
+            seen.setdefault(event_type, set()).update(details)
+        now += 5.0
+    assert set(seen) == {
+        "monitoring.scrape_failure",
+        "monitoring.dcgm_restart",
+        "monitoring.dcgm_recovered",
+    }
+    for event_type, keys in seen.items():
+        assert keys <= set(EVENT_TYPES[event_type].details), (event_type, keys)
