@@ -69,7 +69,7 @@ def default_job_factories(settings: Settings) -> list[JobFactory]:
         probe = dcgm_probe_from_settings(settings, log.submit, say=say)
         if probe is None:
             return None
-        return Job(probe.name, probe.probe, settings.dcgm_interval, run_at_start=True)
+        return Job(probe.name, probe.tick, settings.dcgm_interval, run_at_start=True)
 
     return [dcgm_watchdog]
 

@@ -58,7 +58,7 @@ def test_defaults_are_the_documented_ones() -> None:
         ({"dcgm_url": "http://127.0.0.1:9400/health"}, "/health"),
         ({"dcgm_url": "https://gpu01:9400/metrics"}, "http://"),
         ({"dcgm_interval": 0}, "dcgm_interval"),
-        ({"dcgm_timeout": 40}, "dcgm_timeout"),
+        ({"dcgm_timeout": 0}, "dcgm_timeout"),
         ({"dcgm_hung_after": 0}, "dcgm_hung_after"),
         ({"dcgm_restarts_per_hour": -1}, "dcgm_restarts_per_hour"),
     ],
@@ -101,7 +101,7 @@ def test_service_adds_the_job_only_when_on() -> None:
         def wait_durable(self, _timeout: float) -> bool:
             return True
 
-    (factory,) = default_job_factories(Settings(dcgm_interval=7, dcgm_timeout=2))
+    (factory,) = default_job_factories(Settings(dcgm_interval=7))
     job = factory(Log(), lambda _line: None)
     assert job is not None
     assert job.name == "dcgm-probe"
@@ -185,3 +185,33 @@ def test_probe_skips_while_a_restart_runs() -> None:
     probe.watchdog.restarting = object()  # type: ignore[assignment]
     probe.probe()
     assert fetched == []
+
+
+def test_tick_returns_at_once_and_skips_while_a_probe_waits() -> None:
+    """The scheduler's tick starts a probe thread; ticks during it skip, silently."""
+    import threading
+
+    release = threading.Event()
+    fetched: list[float] = []
+
+    def fetch(_url: object, timeout: float) -> ProbeAnswer:
+        fetched.append(timeout)
+        release.wait(10)
+        return ProbeAnswer(took_s=0.0, error="no whole answer", kind="timeout")
+
+    said: list[str] = []
+    probe = DcgmProbe(
+        "http://127.0.0.1:9400/metrics", lambda _e: True, fetch=fetch, say=said.append
+    )
+    probe.tick()
+    for _ in range(5):
+        probe.tick()
+    assert len(fetched) == 1
+    assert probe.skipped == 5
+    release.set()
+    assert probe._probe_thread is not None
+    probe._probe_thread.join(5)
+    probe.tick()
+    probe._probe_thread.join(5)
+    assert len(fetched) == 2
+    assert said == []

@@ -1,9 +1,10 @@
 """The watchdog as a scheduler job: probe, decide, log, restart off the scheduler's thread.
 
-`DcgmProbe.probe` is the job's function: one fetch bounded by ``timeout``, one decision,
-the events handed to the sink. A restart runs on its own daemon thread, so the scheduler's
-other jobs never wait for a ``docker stop``; while it runs, probes are skipped (never two
-restarts at once, and a probe of a stopping exporter says nothing new).
+`DcgmProbe.tick` is the job's function and returns at once: it starts `probe` (one fetch
+bounded by ``timeout``, one decision, the events handed to the sink) on the watchdog's own
+thread. A restart runs on its own daemon thread too, so the scheduler's other jobs never
+wait for a hung exporter or a ``docker stop``. A tick while a probe or a restart is still
+running is skipped (never two restarts at once, never two probes, no warning per tick).
 """
 
 from __future__ import annotations
@@ -65,9 +66,28 @@ class DcgmProbe:
         self._fetch = fetch or (lambda u, t: fetch_metrics(u, t, clock=clock))
         self._lock = threading.Lock()
         self._restart_thread: threading.Thread | None = None
+        self._probe_thread: threading.Thread | None = None
         self.probes = 0
+        self.skipped = 0  # ticks that found a probe or a restart still running
 
     # -- the job --------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Start one probe on its own thread, unless a probe or a restart is still running."""
+        with self._lock:
+            running = self._probe_thread is not None and self._probe_thread.is_alive()
+            if running or self.watchdog.restarting is not None:
+                self.skipped += 1
+                return
+            thread = threading.Thread(target=self._probe_guarded, name="dcgm-probe", daemon=True)
+            self._probe_thread = thread
+        thread.start()
+
+    def _probe_guarded(self) -> None:
+        try:
+            self.probe()
+        except Exception as exc:  # a bug here must not end the watchdog for good
+            self._say(f"dcgm: probe failed: {exc!r}")
 
     def probe(self) -> None:
         """Probe once and act on it; returns within about ``timeout`` seconds."""

@@ -69,12 +69,16 @@ class ExporterRestarter:
 
     def container_state(self) -> str | None:
         """The container's status (running, paused, exited...), None if absent or unknown."""
+        import docker.errors  # noqa: PLC0415 - the service imports without the SDK loaded
+
         try:
             if self._client is None:  # kept: asked on every failed probe
                 self._client = self._docker_client()
             info = self._client.inspect_container(self.container)
+        except docker.errors.NotFound:
+            return None
         except Exception:
-            self._client = None
+            self._client = None  # the engine went away: a new client next time
             return None
         status = info.get("State", {}).get("Status")
         return str(status) if status else None
