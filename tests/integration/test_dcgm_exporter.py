@@ -91,6 +91,23 @@ def test_frozen_counter_is_stale_and_restarted(standin: Callable[..., StandIn]) 
     assert restart["killed"] is False
 
 
+def test_stopped_exporter_is_down_and_started_again(standin: Callable[..., StandIn]) -> None:
+    """A stopped container is down (its status in the error) and is started again."""
+    exporter = standin()
+    collected = Collected()
+    probe = make_probe(exporter.url, exporter.name, collected, grace_s=0.5, **FAST)
+    with ProbeLoop(probe, 0.2):
+        assert wait_for(lambda: probe.probes >= 2, 10)
+        exporter.container.stop(timeout=5)
+        assert wait_for(lambda: collected.of("monitoring.dcgm_recovered"), 30), collected.types()
+    failure = collected.of("monitoring.scrape_failure")[0]
+    assert failure["state"] == "down"
+    assert f"container {exporter.name} is exited" in failure["error"]
+    assert collected.of("monitoring.dcgm_restart")[0]["ok"] is True
+    exporter.container.reload()
+    assert exporter.container.status == "running"
+
+
 def test_flapping_exporter_backs_off_caps_and_recovers(
     standin: Callable[..., StandIn],
 ) -> None:
