@@ -273,6 +273,20 @@ def test_nothing_to_restart_is_said_once() -> None:
     assert run.dog.restart_impossible("again").say == []
 
 
+def test_stale_with_nothing_to_restart_is_said_once() -> None:
+    """Whole but frozen answers and nothing to restart: one line, however many probes."""
+    run = Run(finish=False)
+    said: list[str] = []
+    for _ in range(40):
+        before = len(run.restarts)
+        run.probe(whole(5e6))
+        if len(run.restarts) > before:
+            said += run.dog.restart_impossible("nothing installed").say
+    assert run.dog.state == "stale"
+    assert len(said) == 1
+    assert len(run.restarts) == 1
+
+
 def test_failed_restart_is_logged_with_its_error() -> None:
     """A restart that failed says ok false and why; the next waits for the backoff."""
     dog = ExporterWatchdog(URL, POLICY)

@@ -165,7 +165,7 @@ class ExporterWatchdog:
         return step
 
     def restart_impossible(self, reason: str) -> Step:
-        """Nothing is installed to restart: say so once, try again only after an answer."""
+        """Nothing is installed to restart: say so once; ask again only after it was healthy."""
         self.restarting = None
         self.attempt = max(self.attempt - 1, 0)
         if self._restarts:
@@ -192,7 +192,6 @@ class ExporterWatchdog:
             return (self.state or "healthy"), (self.error if self.state else None)
         self.consecutive = 0
         self._first_failure = None
-        self.cannot_restart = False
         stale = self._stale(now, reading, obs.expected_gpus)
         if stale is not None:
             return "stale", stale
@@ -232,6 +231,7 @@ class ExporterWatchdog:
             return
         if new in ("healthy", "slow"):
             self.gave_up = False
+            self.cannot_restart = False  # installed since, perhaps: ask again next time
             if old in RESTART_STATES or (old == "slow" and new == "healthy"):
                 since = self._bad_since if self._bad_since is not None else now
                 step.events.append(
