@@ -81,7 +81,7 @@ class DcgmProbe:
                 return
             thread = threading.Thread(target=self._probe_guarded, name="dcgm-probe", daemon=True)
             self._probe_thread = thread
-        thread.start()
+            thread.start()  # alive before the lock is let go: the next tick sees it
 
     def _probe_guarded(self) -> None:
         try:
