@@ -192,10 +192,12 @@ def test_tick_returns_at_once_and_skips_while_a_probe_waits() -> None:
     import threading
 
     release = threading.Event()
+    entered = threading.Event()
     fetched: list[float] = []
 
     def fetch(_url: object, timeout: float) -> ProbeAnswer:
         fetched.append(timeout)
+        entered.set()
         release.wait(10)
         return ProbeAnswer(took_s=0.0, error="no whole answer", kind="timeout")
 
@@ -204,6 +206,7 @@ def test_tick_returns_at_once_and_skips_while_a_probe_waits() -> None:
         "http://127.0.0.1:9400/metrics", lambda _e: True, fetch=fetch, say=said.append
     )
     probe.tick()
+    assert entered.wait(5)
     for _ in range(5):
         probe.tick()
     assert len(fetched) == 1
