@@ -218,3 +218,18 @@ def test_tick_returns_at_once_and_skips_while_a_probe_waits() -> None:
     probe._probe_thread.join(5)
     assert len(fetched) == 2
     assert said == []
+
+
+def test_every_dcgm_flag_has_help_and_is_documented() -> None:
+    """Each --dcgm-* flag has help text and a row in docs/watcher.md."""
+    from pathlib import Path
+
+    from watcher.cli import _FLAGS
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "watcher.md").read_text()
+    flags = [(flag, dest, text) for flag, dest, text in _FLAGS if flag.startswith("--dcgm")]
+    assert len(flags) >= 12
+    for flag, dest, text in flags:
+        assert text
+        assert f"`{flag}` / `{dest}`" in docs, flag
+        assert hasattr(Settings(), dest)
