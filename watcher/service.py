@@ -2,8 +2,9 @@
 
 Parts, in start order: the sink (the only writer), ``watcher.start``, the ingest
 socket, a first spool drain, the APScheduler scheduler (spool drain, rejection
-reports and any job added with `Service.add_job`), the extra components (the Docker
-event source), then READY=1. Stop runs in reverse and ends with ``watcher.stop``
+reports, the jobs `default_job_factories` builds such as the DCGM exporter watchdog, and
+any job added with `Service.add_job`), the extra components (the Docker event source),
+then READY=1. Stop runs in reverse and ends with ``watcher.stop``
 and a flushed, synced log.
 """
 
