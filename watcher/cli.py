@@ -23,6 +23,22 @@ _FLAGS = (
     ("--docker-host", "docker_host", "Docker engine URL (default unix:///var/run/docker.sock)"),
     ("--gpu", "gpu", "GPU polling: auto or off"),
     ("--dcgm-url", "dcgm_url", "DCGM exporter metrics URL, or off"),
+    ("--dcgm-interval", "dcgm_interval", "seconds between exporter probes (default 30)"),
+    ("--dcgm-timeout", "dcgm_timeout", "seconds for a whole exporter answer (default 10)"),
+    (
+        "--dcgm-collect-interval",
+        "dcgm_collect_interval",
+        "the exporter's collect interval in seconds (default 30)",
+    ),
+    ("--dcgm-slow", "dcgm_slow", "an answer slower than this many seconds is slow (default 5)"),
+    ("--dcgm-hung-after", "dcgm_hung_after", "failed probes in a row that mean hung (default 3)"),
+    ("--dcgm-unit", "dcgm_unit", "systemd unit of the exporter (ds01-dcgm-exporter.service)"),
+    ("--dcgm-container", "dcgm_container", "exporter container without the unit"),
+    ("--dcgm-restarts-per-hour", "dcgm_restarts_per_hour", "restart cap per hour (default 4)"),
+    ("--dcgm-grace", "dcgm_grace", "seconds to let a restarted exporter come up (default 60)"),
+    ("--dcgm-backoff-max", "dcgm_backoff_max", "longest wait between restarts (default 1800)"),
+    ("--dcgm-stable", "dcgm_stable", "healthy seconds that reset the backoff (default 600)"),
+    ("--dcgm-stop-timeout", "dcgm_stop_timeout", "graceful stop before a kill (default 20)"),
 )
 
 

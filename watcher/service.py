@@ -2,8 +2,9 @@
 
 Parts, in start order: the sink (the only writer), ``watcher.start``, the ingest
 socket, a first spool drain, the APScheduler scheduler (spool drain, rejection
-reports and any job added with `Service.add_job`), the extra components (the Docker
-event source), then READY=1. Stop runs in reverse and ends with ``watcher.stop``
+reports, the jobs `default_job_factories` builds such as the DCGM exporter watchdog, and
+any job added with `Service.add_job`), the extra components (the Docker event source),
+then READY=1. Stop runs in reverse and ends with ``watcher.stop``
 and a flushed, synced log.
 """
 
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 
 # Builds one extra part (the Docker event source) around the sink's submit.
 ComponentFactory = Callable[[EventLog], Component]
+# Builds one periodic job around the sink and the service's stderr line; None: not wanted.
+JobFactory = Callable[[EventLog, Callable[[str], None]], "Job | None"]
 
 
 def default_components(settings: Settings) -> list[ComponentFactory]:
@@ -56,6 +59,20 @@ def default_components(settings: Settings) -> list[ComponentFactory]:
         )
 
     return [docker_source]
+
+
+def default_job_factories(settings: Settings) -> list[JobFactory]:
+    """Return the periodic jobs `ds01-watcher run` adds (the DCGM exporter watchdog)."""
+
+    def dcgm_watchdog(log: EventLog, say: Callable[[str], None]) -> Job | None:
+        from watcher.dcgm.job import dcgm_probe_from_settings  # noqa: PLC0415 - only when on
+
+        probe = dcgm_probe_from_settings(settings, log.submit, say=say)
+        if probe is None:
+            return None
+        return Job(probe.name, probe.tick, settings.dcgm_interval, run_at_start=True)
+
+    return [dcgm_watchdog]
 
 
 @dataclass(frozen=True)
@@ -77,6 +94,7 @@ class Service:
         *,
         extra_components: Sequence[ComponentFactory] = (),
         jobs: Sequence[Job] = (),
+        job_factories: Sequence[JobFactory] = (),
         notifier: Notifier | None = None,
         stderr: TextIO | None = None,
     ) -> None:
@@ -109,6 +127,10 @@ class Service:
             Job("ingest-rejects", self.rejects.tick, min(5.0, settings.reject_window_seconds)),
             *jobs,
         ]
+        for make_job in job_factories:
+            job = make_job(self.sink, self.say)
+            if job is not None:
+                self._jobs.append(job)
         self.ingest: IngestServer | None = None
         self.components: list[Component] = []
         self.activated = False
@@ -306,11 +328,17 @@ def run_service(
     settings: Settings,
     extra_components: Sequence[ComponentFactory] | None = None,
     jobs: Sequence[Job] = (),
+    job_factories: Sequence[JobFactory] | None = None,
 ) -> int:
     """Build the service and run it until it is told to stop.
 
-    ``extra_components`` defaults to `default_components(settings)`.
+    ``extra_components`` defaults to `default_components(settings)`, ``job_factories``
+    to `default_job_factories(settings)`.
     """
     if extra_components is None:
         extra_components = default_components(settings)
-    return Service(settings, extra_components=extra_components, jobs=jobs).run()
+    if job_factories is None:
+        job_factories = default_job_factories(settings)
+    return Service(
+        settings, extra_components=extra_components, jobs=jobs, job_factories=job_factories
+    ).run()
