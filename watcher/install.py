@@ -275,7 +275,9 @@ def install(args: argparse.Namespace, out: Callable[[str], None] = print) -> int
         "root": layout.root,
         "venv": layout.venv,
         "enabled": list(ENABLE_UNITS) if choices.systemd and layout.root == "/" else [],
-        "entries": applier.record,
+        # Entries of earlier runs stay (parents made then, files a newer version no
+        # longer writes): uninstall still has to take them off.
+        "entries": {**applier.previous, **applier.record},
     }
     if args.dry_run:
         out(

@@ -51,11 +51,25 @@ def _remove_entries(entries: dict[str, dict[str, Any]], out: Callable[[str], Non
                 kept.append(f"{path} (changed since install)")
                 continue
             os.unlink(path)
+            _remove_bytecode(path)
             out(f"  removed      file {path}")
         elif kind == "venv" and os.path.isdir(path):
             shutil.rmtree(path)
             out(f"  removed      virtual environment {path}")
     return kept
+
+
+def _remove_bytecode(path: str) -> None:
+    """The compat loader's __pycache__ entry, written when a script imported it."""
+    if not path.endswith(".py"):
+        return
+    cache = Path(path).parent / "__pycache__"
+    for compiled in cache.glob(Path(path).stem + ".*.pyc"):
+        compiled.unlink(missing_ok=True)
+    try:
+        cache.rmdir()
+    except OSError:
+        return
 
 
 def _restore_backups(entries: dict[str, dict[str, Any]], out: Callable[[str], None]) -> None:
