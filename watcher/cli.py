@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         "doctor", help="check the installation's health, each with its fix"
     )
     doctor.add_argument("--json", action="store_true", help="the checks as JSON")
+    doctor.add_argument(
+        "--logrotate-config", help="the logrotate file to check (default /etc/logrotate.d/ds01)"
+    )
     from watcher.install import add_parsers  # noqa: PLC0415 - keeps --help fast
 
     add_parsers(commands)
@@ -70,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "doctor":
         from watcher.doctor import run_doctor  # noqa: PLC0415
 
-        return run_doctor(settings, as_json=args.json)
+        return run_doctor(settings, as_json=args.json, logrotate_config=args.logrotate_config)
     from watcher.service import run_service  # noqa: PLC0415 - keeps --help fast
 
     return run_service(settings)
