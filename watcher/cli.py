@@ -6,10 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-import msgspec
-
 from watcher import __version__
-from watcher.config import ConfigError, load_settings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -59,6 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(args, "handler"):  # install, uninstall: no watcher settings needed
         status: int = args.handler(args)
         return status
+    # Imported here: `install` runs from a checkout on the bare system python3.
+    import msgspec  # noqa: PLC0415
+
+    from watcher.config import ConfigError, load_settings  # noqa: PLC0415
+
     flags = {dest: getattr(args, dest) for _flag, dest, _text in _FLAGS}
     try:
         settings, notes = load_settings(flags)

@@ -82,7 +82,15 @@ class Source:
             units={n: self.read(f"systemd/{n}") for n in self.names("systemd")},
             logrotate=self.read("logrotate/ds01"),
             sysctl=self.read("sysctl.d/60-ds01-watcher.conf"),
-            docs={n: self.read(f"docs/{n}") for n in self.names("docs") if n.endswith(".md")},
+            docs={
+                **{n: self.read(f"docs/{n}") for n in self.names("docs") if n.endswith(".md")},
+                # The alert rules, for the admin to copy into Prometheus's rule_files.
+                **{
+                    n: self.read(f"prometheus/{n}")
+                    for n in self.names("prometheus")
+                    if n.endswith(".rules.yml")
+                },
+            },
         )
 
     def fingerprint(self) -> str:
@@ -339,17 +347,20 @@ def _run_install(args: argparse.Namespace) -> int:
 
 
 def _configured_group(prefix: str | None) -> str:
-    """log_group from the settings file under the root (the watcher will use the same)."""
-    from watcher.config import ConfigError, load_settings  # noqa: PLC0415
+    """log_group from the settings file under the root (the watcher will use the same).
+
+    Read with tomllib alone: install runs on the bare system python3, before the venv
+    (and msgspec) exist.
+    """
+    import tomllib  # noqa: PLC0415
 
     config = Layout(os.path.abspath(prefix) if prefix else "/").at("/etc/ds01/watcher.toml")
     try:
-        settings, _notes = load_settings(
-            {"config": config if os.path.exists(config) else None}, env={}
-        )
-    except ConfigError:
+        with open(config, "rb") as handle:
+            group = tomllib.load(handle).get("log_group", "adm")
+    except (OSError, tomllib.TOMLDecodeError):
         return "adm"
-    return settings.log_group
+    return group if isinstance(group, str) and group else "adm"
 
 
 def _run_uninstall(args: argparse.Namespace) -> int:

@@ -26,10 +26,11 @@ pytestmark = [
 ]
 
 
-def watcher(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run this checkout's ds01-watcher."""
+def watcher(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run this checkout's ds01-watcher as the README says: the bare system python3, no venv."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     return subprocess.run(
-        [sys.executable, "-m", "watcher", *args],
+        [SYSTEM_PYTHON, "-m", "watcher", *args],
         capture_output=True,
         text=True,
         timeout=900,
