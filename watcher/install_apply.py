@@ -19,6 +19,7 @@ from typing import Any
 
 from watcher.install_plan import (
     BACKUP_SUFFIX,
+    ApplySettings,
     Link,
     MakeDir,
     MakeVenv,
@@ -57,10 +58,16 @@ class Applier:
             MakeVenv: self._venv,
             PipInstall: self._pip,
             Systemctl: self._systemctl,
+            ApplySettings: self._apply_settings,
         }
         done: bool = handlers[type(step)](step)  # type: ignore[operator]
         if done:
             return "ok"
+        # Also in a dry run, so that it shows the daemon-reload a changed unit would need.
+        if isinstance(step, PipInstall):
+            self.changed.add(f"{step.venv}/{STAMP}")
+        elif isinstance(step, MakeDir | WriteFile | Link | MakeVenv):
+            self.changed.add(step.path)
         return "would change" if self.dry_run else "changed"
 
     # -- each kind: return True when nothing needed doing ----------------------
@@ -222,6 +229,17 @@ class Applier:
         if self.dry_run:
             return False
         _call(["systemctl", *step.args], f"systemctl {' '.join(step.args)}")
+        return False
+
+    def _apply_settings(self, step: ApplySettings) -> bool:
+        if not self.changed.intersection(step.when_changed):
+            return True
+        if self.dry_run:
+            return False
+        try:
+            _call(list(step.args), " ".join(step.args))
+        except InstallError as exc:  # e.g. a container whose /proc/sys is read-only
+            self.say(f"  warning      {exc}; it applies at the next boot")
         return False
 
 

@@ -142,7 +142,19 @@ class Systemctl:
         return "systemctl " + " ".join(self.args)
 
 
-Step = MakeDir | WriteFile | Link | MakeVenv | PipInstall | Systemctl
+@dataclass(frozen=True)
+class ApplySettings:
+    """A command that puts a changed file into effect (sysctl -p); a failure only warns."""
+
+    args: tuple[str, ...]
+    when_changed: tuple[str, ...]
+
+    def describe(self) -> str:
+        """One line for the admin."""
+        return " ".join(self.args)
+
+
+Step = MakeDir | WriteFile | Link | MakeVenv | PipInstall | Systemctl | ApplySettings
 BACKUP_SUFFIX = ".pre-ds01"
 
 
@@ -226,6 +238,8 @@ def plan_install(choices: Choices, bundle: Bundle) -> list[Step]:
     if lay.root == "/":
         # /run is a tmpfs: nothing to stage under a root; tmpfiles.d remakes it at boot.
         steps.append(MakeDir("/run/ds01", 0o755))
+        sysctl = "/etc/sysctl.d/60-ds01-watcher.conf"
+        steps.append(ApplySettings(("sysctl", "-q", "-p", sysctl), (sysctl,)))
     if choices.compat:
         steps += plan_compat(choices)
     if choices.systemd and lay.root == "/":
