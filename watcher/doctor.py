@@ -144,6 +144,9 @@ def spool_facts(spool: str, now: float) -> tuple[int | None, float | None, int]:
                 oldest = mtime if oldest is None else min(oldest, mtime)
             elif entry.is_dir(follow_symlinks=False) and "quarantine" in entry.name:
                 quarantined += len(os.listdir(entry.path))
+    # The spool drain sets refused entries aside in <spool>.quarantine, beside it.
+    with contextlib.suppress(OSError):
+        quarantined += len(os.listdir(spool.rstrip("/") + ".quarantine"))
     return waiting, (None if oldest is None else max(0.0, now - oldest)), quarantined
 
 

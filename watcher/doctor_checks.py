@@ -197,7 +197,8 @@ def check_spool(f: Facts) -> Check:
             "spool",
             "warn",
             f"{f.quarantined} spool file(s) set aside in quarantine",
-            f"inspect them under {f.spool_dir} (who sent them), then delete them",
+            f"inspect them in {f.spool_dir.rstrip('/')}.quarantine (who sent them), then"
+            " delete them",
         )
     if f.spool_files > SPOOL_WARN_FILES:
         return Check("spool", "warn", f"{f.spool_files} event(s) waiting in {f.spool_dir}")

@@ -182,3 +182,17 @@ def test_spool_not_draining(running, tmp_path):
     assert status == 1
     assert failed(checks) == {"spool"}
     assert "not draining" in checks["spool"]["summary"]
+
+
+def test_quarantined_spool_files_warn(running, tmp_path):
+    """Files set aside in <spool>.quarantine are reported (a warning: nothing is stuck)."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    quarantine = tmp_path / "spool.quarantine"
+    quarantine.mkdir()
+    (quarantine / "1000-planted.json").write_text("x")
+    status, checks = doctor(running, "--spool-dir", str(spool))
+    assert status == 0
+    assert checks["spool"]["status"] == "warn"
+    assert "1 spool file(s) set aside" in checks["spool"]["summary"]
+    assert str(quarantine) in checks["spool"]["fix"]
