@@ -263,7 +263,7 @@ def gather(settings: Settings, logrotate_config: str = LOGROTATE_CONFIG) -> Fact
         vfs = os.statvfs(events_dir)
         free, total = vfs.f_bavail * vfs.f_frsize, vfs.f_blocks * vfs.f_frsize
     gpus = int(nvml[3:]) if nvml and nvml.startswith("ok:") else 0
-    dcgm = probe_dcgm(settings.dcgm_url) if settings.dcgm_url and gpus > 0 else None
+    dcgm = probe_dcgm(settings.dcgm_url) if settings.dcgm_url else None
     systemd = os.path.isdir("/run/systemd/system")
     newest_age, newest_type, gap_age, gap_details = log_tail_facts(settings.events_file, now)
     return Facts(
@@ -286,6 +286,7 @@ def gather(settings: Settings, logrotate_config: str = LOGROTATE_CONFIG) -> Fact
         logrotate=probe_logrotate(logrotate_config),
         dcgm_url=settings.dcgm_url,
         dcgm=dcgm,
+        gpus=gpus,
         systemd=systemd,
         units=unit_states() if systemd else {},
         newest_age=newest_age,

@@ -67,6 +67,7 @@ class Facts:
     logrotate: str | None = None  # None: not installed; "" ok; else the error text
     dcgm_url: str | None = None
     dcgm: str | None = None  # None: not probed; "ok", else what went wrong
+    gpus: int = 0  # as NVML counts them
     systemd: bool = False
     units: dict[str, str] = field(default_factory=dict)
     newest_age: float | None = None
@@ -244,13 +245,15 @@ def check_logrotate(f: Facts) -> Check:
 
 
 def check_dcgm(f: Facts) -> Check:
-    """The exporter answers /metrics with DCGM series (only where NVML sees GPUs)."""
-    if f.dcgm_url is None:
+    """The exporter answers /metrics with DCGM series (needed only where NVML sees GPUs)."""
+    if f.dcgm_url is None or f.dcgm is None:
         return Check("dcgm exporter", "skip", "no exporter configured (dcgm_url = off)")
-    if f.dcgm is None:
-        return Check("dcgm exporter", "skip", "no GPUs here: the exporter is not needed")
     if f.dcgm == "ok":
         return Check("dcgm exporter", "ok", f"{f.dcgm_url} answers with DCGM series")
+    if f.gpus == 0:
+        return Check(
+            "dcgm exporter", "skip", f"{f.dcgm_url}: {f.dcgm}; no GPUs here, so none is needed"
+        )
     return Check(
         "dcgm exporter",
         "fail",

@@ -196,3 +196,33 @@ def test_quarantined_spool_files_warn(running, tmp_path):
     assert checks["spool"]["status"] == "warn"
     assert "1 spool file(s) set aside" in checks["spool"]["summary"]
     assert str(quarantine) in checks["spool"]["fix"]
+
+
+def test_dcgm_exporter_answering(running):
+    """An exporter on loopback answering /metrics with DCGM series is reported ok."""
+    import http.server
+    import threading
+
+    class Exporter(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b'DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{gpu="0",UUID="GPU-1"} 12345\n'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):  # noqa: ARG002 - quiet
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Exporter)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/metrics"
+        status, checks = doctor(running, "--dcgm-url", url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert status == 0
+    assert checks["dcgm exporter"]["status"] == "ok"
+    assert url in checks["dcgm exporter"]["summary"]

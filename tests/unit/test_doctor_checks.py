@@ -20,6 +20,7 @@ HEALTHY = Facts(
     logrotate="",
     dcgm_url="http://127.0.0.1:9400/metrics",
     dcgm="ok",
+    gpus=2,
     systemd=True,
     units={"ds01-watcher.socket": "active", "ds01-watcher.service": "active"},
     newest_age=10.0,
@@ -77,7 +78,10 @@ def test_no_driver_is_a_warning_not_a_failure():
     from dataclasses import replace
 
     checks = {
-        c.name: c.status for c in run_checks(replace(HEALTHY, nvml="missing:no lib", dcgm=None))
+        c.name: c.status
+        for c in run_checks(
+            replace(HEALTHY, nvml="missing:no lib", gpus=0, dcgm="no answer (refused)")
+        )
     }
     assert checks["nvml"] == "warn"
     assert checks["dcgm exporter"] == "skip"
