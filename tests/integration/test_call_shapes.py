@@ -185,8 +185,11 @@ def test_python_call_shapes(tmp_path):
     """log_event as the allocator and event-logger.py call it, NaN and surrogates included."""
     code = """
 import sys
-from ds01_events import EVENTS_FILE, log_event
+from ds01_events import EVENTS_FILE, log_event, EVENT_TYPES as BASE_EVENT_TYPES
 assert str(EVENTS_FILE) == sys.argv[1], EVENTS_FILE
+# An older event-logger.py merged these and printed ", ".join(fields) for each type.
+merged = {**BASE_EVENT_TYPES, "config.change": ["field", "old_value"]}
+assert "container" in ", ".join(merged["container.create"])
 ok = [
     log_event("gpu.allocate", user="248835", source="gpu_allocator", container="c", gpu_uuid="1.10", reason="ok"),
     log_event("gpu.allocation.lock_timeout", source="gpu_allocator", error="5s timeout exceeded", severity="warning"),
