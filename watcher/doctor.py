@@ -101,6 +101,8 @@ def path_facts(path: str) -> PathFacts:
     """Lstat of one path (never follows a link planted there)."""
     try:
         info = os.lstat(path)
+    except PermissionError:
+        return PathFacts(path, denied=True)
     except OSError:
         return PathFacts(path)
     try:

@@ -42,6 +42,7 @@ class PathFacts:
     uid: int | None = None
     gid: int | None = None
     group: str | None = None
+    denied: bool = False  # this user may not look (the log's directory is 0750)
 
 
 @dataclass(frozen=True)
@@ -123,9 +124,16 @@ def _writable_by_others(p: PathFacts) -> bool:
     return p.mode is not None and bool(p.mode & 0o002)
 
 
-def check_events_file(f: Facts) -> Check:
+def check_events_file(f: Facts) -> Check:  # noqa: PLR0911 - one return per finding
     """The log and its directory belong to root and nobody else may write them."""
     d, e = f.events_dir, f.events_file
+    if e.denied or d.denied:
+        return Check(
+            "events file",
+            "warn",
+            f"{e.path} cannot be examined by this user (permission denied)",
+            "run doctor as root, or as a member of the log's group",
+        )
     if d.mode is None:
         return Check("events file", "fail", f"{d.path} does not exist", "run ds01-watcher install")
     for p in (d, e):
