@@ -224,19 +224,24 @@ def log_tail_facts(path: str, now: float) -> tuple[float | None, str, float | No
             continue
         when = _epoch(event.get("timestamp"))
         if newest[0] is None and when is not None:
-            newest = (now - when, str(event.get("event_type", "")))
+            newest = (now - when, _printable(str(event.get("event_type", ""))[:80]))
         if event.get("event_type") == "watcher.gap" and when is not None:
             details = event.get("details")
             pairs = sorted(details.items()) if isinstance(details, dict) else []
-            gap = (now - when, ", ".join(f"{k}={v}" for k, v in pairs)[:160])
+            gap = (now - when, _printable(", ".join(f"{k}={v}" for k, v in pairs)[:160]))
             break
     return newest[0], newest[1], gap[0], gap[1]
+
+
+def _printable(text: str) -> str:
+    """Text from the log, safe for a terminal (no escape sequences)."""
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _decode(raw: bytes) -> dict[str, object] | None:
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # a line nested too deep is no event either
         return None
     return value if isinstance(value, dict) else None
 
