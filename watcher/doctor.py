@@ -257,6 +257,17 @@ def _epoch(value: object) -> float | None:
         return None
 
 
+def shipped_logrotate() -> str | None:
+    """The logrotate file this package ships (checkout or wheel), to check in its place."""
+    # watcher/ sits beside deploy/ in a checkout and beside ds01_deploy/ in site-packages.
+    above = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for folder in ("deploy", "ds01_deploy"):
+        candidate = os.path.join(above, folder, "logrotate", "ds01")
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
 def gather(settings: Settings, logrotate_config: str = LOGROTATE_CONFIG) -> Facts:
     """Look at the host (read only, each probe bounded)."""
     now = time.time()
@@ -291,6 +302,7 @@ def gather(settings: Settings, logrotate_config: str = LOGROTATE_CONFIG) -> Fact
         disk_total=total,
         logrotate_config=logrotate_config,
         logrotate=probe_logrotate(logrotate_config),
+        logrotate_shipped=_shipped_result(logrotate_config),
         dcgm_url=settings.dcgm_url,
         dcgm=dcgm,
         gpus=gpus,
@@ -301,6 +313,14 @@ def gather(settings: Settings, logrotate_config: str = LOGROTATE_CONFIG) -> Fact
         last_gap_age=gap_age,
         last_gap_details=gap_details,
     )
+
+
+def _shipped_result(config: str) -> str | None:
+    """With the admin's file missing: what logrotate -d says of the shipped one."""
+    if os.path.exists(config):
+        return None
+    shipped = shipped_logrotate()
+    return None if shipped is None else probe_logrotate(shipped)
 
 
 def render(checks: list[Check]) -> str:

@@ -66,6 +66,7 @@ class Facts:
     disk_total: int | None = None
     logrotate_config: str = ""
     logrotate: str | None = None  # None: not installed; "" ok; else the error text
+    logrotate_shipped: str | None = None  # the same, for the shipped file, when not installed
     dcgm_url: str | None = None
     dcgm: str | None = None  # None: not probed; "ok", else what went wrong
     gpus: int = 0  # as NVML counts them
@@ -236,10 +237,11 @@ def check_disk(f: Facts) -> Check:
 def check_logrotate(f: Facts) -> Check:
     """Logrotate -d accepts the config."""
     if f.logrotate is None:
+        shipped = "" if f.logrotate_shipped == "" else " (and the shipped one does not check)"
         return Check(
             "logrotate",
-            "fail",
-            f"{f.logrotate_config} is not installed: the log would grow without bound",
+            "warn" if f.logrotate_shipped == "" else "fail",
+            f"{f.logrotate_config} is not installed{shipped}: nothing rotates the log",
             "run ds01-watcher install",
         )
     if f.logrotate:

@@ -347,13 +347,15 @@ def _run_install(args: argparse.Namespace) -> int:
 
 
 def _configured_group(prefix: str | None) -> str:
-    """log_group from the settings file under the root (the watcher will use the same).
+    """DS01_LOG_GROUP, else log_group from the settings file under the root (as the watcher).
 
     Read with tomllib alone: install runs on the bare system python3, before the venv
     (and msgspec) exist.
     """
     import tomllib  # noqa: PLC0415
 
+    if os.environ.get("DS01_LOG_GROUP"):  # as for the watcher: the variable beats the file
+        return os.environ["DS01_LOG_GROUP"]
     config = Layout(os.path.abspath(prefix) if prefix else "/").at("/etc/ds01/watcher.toml")
     try:
         with open(config, "rb") as handle:

@@ -88,3 +88,16 @@ def test_no_driver_is_a_warning_not_a_failure():
     assert {c.name: c.status for c in run_checks(replace(HEALTHY, gpu_setting="off"))}[
         "nvml"
     ] == "skip"
+
+
+def test_logrotate_not_installed():
+    """A missing /etc/logrotate.d/ds01 warns while the shipped file checks, fails when not."""
+    from dataclasses import replace
+
+    def status(**kw):
+        (check,) = [c for c in run_checks(replace(HEALTHY, **kw)) if c.name == "logrotate"]
+        return check.status, check.fix
+
+    assert status(logrotate=None, logrotate_shipped="") == ("warn", "run ds01-watcher install")
+    assert status(logrotate=None, logrotate_shipped="error: x")[0] == "fail"
+    assert status(logrotate=None, logrotate_shipped=None)[0] == "fail"
