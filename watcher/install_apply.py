@@ -168,7 +168,7 @@ class Applier:
         if self.dry_run:
             return False
         ours = step.path in self.previous or not step.backup_foreign
-        self._backup(step.path, ours or os.path.islink(step.path))
+        self._backup(step.path, ours)
         if os.path.islink(step.path):
             os.unlink(step.path)
         os.symlink(step.target, step.path)
@@ -192,7 +192,11 @@ class Applier:
         if self.dry_run:
             return False
         if os.path.lexists(step.path):
-            shutil.rmtree(step.path)
+            ours = step.path in self.previous or os.path.exists(f"{step.path}/{STAMP}")
+            if not ours:
+                msg = f"{step.path} exists and was not made by install: move it away"
+                raise InstallError(msg)
+            shutil.rmtree(step.path)  # made from another interpreter: make it anew
         _call([step.python, "-m", "venv", step.path], f"making the venv {step.path}")
         self.changed.add(step.path)
         return False
