@@ -185,7 +185,8 @@ _ds01_log_event() {
 # True when the text holds bytes that are not UTF-8. Plain ASCII is decided in Bash;
 # anything else is checked by iconv (libc-bin, always there).
 _ds01_not_utf8() {
-  local LC_ALL=C
+  # [:ascii:] matches byte by byte in any locale; no LC_ALL change (restoring a broken
+  # locale of the caller's would print a warning).
   [[ $1 == *[![:ascii:]]* ]] || return 1
   if command -v iconv >/dev/null 2>&1; then
     ! printf '%s' "$1" | iconv -f UTF-8 -t UTF-8 >/dev/null 2>&1
