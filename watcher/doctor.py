@@ -30,19 +30,30 @@ if TYPE_CHECKING:
 LOGROTATE_CONFIG = "/etc/logrotate.d/ds01"
 UNITS = ("ds01-watcher.socket", "ds01-watcher.service")
 PROBE_TIMEOUT = 3.0
-NVML_TIMEOUT = 10.0
+NVML_TIMEOUT = 5.0
 TAIL_BYTES = 4 * 1024 * 1024
 
 _NVML_PROBE = """
-import pynvml
 try:
-    pynvml.nvmlInit()
-except pynvml.NVMLError_LibraryNotFound:
-    print("missing:libnvidia-ml.so.1 not found")
-except Exception as exc:
-    print("error:" + (str(exc) or type(exc).__name__))
+    from detectors.nvml import NvmlReader
+except ImportError:  # the GPU side is not installed: ask pynvml directly
+    import pynvml
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError_LibraryNotFound:
+        print("missing:libnvidia-ml.so.1 not found")
+    except Exception as exc:
+        print("error:" + (str(exc) or type(exc).__name__))
+    else:
+        print("ok:%d" % pynvml.nvmlDeviceGetCount())
 else:
-    print("ok:%d" % pynvml.nvmlDeviceGetCount())
+    snapshot = NvmlReader().read()
+    if snapshot.error is None:
+        print("ok:%d" % len(snapshot.gpus))
+    elif "not found" in snapshot.error:
+        print("missing:" + snapshot.error)
+    else:
+        print("error:" + snapshot.error)
 """
 
 

@@ -38,7 +38,9 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Any:
     watcher.stop()
 
 
-def doctor(watcher: Watcher, *extra: str, user: str | None = None) -> tuple[int, dict[str, Any]]:
+def doctor(
+    watcher: Watcher, *extra: str, user: str | None = None, env: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any]]:
     """Run doctor --json over the watcher's files; return (exit status, checks by name)."""
     argv = [
         sys.executable,
@@ -62,7 +64,9 @@ def doctor(watcher: Watcher, *extra: str, user: str | None = None) -> tuple[int,
     ]
     if user is not None:
         argv = ["runuser", "-u", user, "--", *argv]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False, cwd=ROOT)
+    out = subprocess.run(
+        argv, capture_output=True, text=True, timeout=120, check=False, cwd=ROOT, env=env
+    )
     report = json.loads(out.stdout)
     assert report["healthy"] == (out.returncode == 0)
     return out.returncode, {c["name"]: c for c in report["checks"]}
@@ -226,3 +230,51 @@ def test_dcgm_exporter_answering(running):
     assert status == 0
     assert checks["dcgm exporter"]["status"] == "ok"
     assert url in checks["dcgm exporter"]["summary"]
+
+
+GPUS = """\
+gpu 0 uuid=GPU-aaaa name="NVIDIA A100-PCIE-40GB" memory=40960 mig=off
+gpu 1 uuid=GPU-bbbb name="NVIDIA RTX A6000" memory=49140
+"""
+
+
+@pytest.fixture
+def fake_nvml(tmp_path):
+    """The fake libnvidia-ml.so.1 (tests/fakes/nvml) for the doctor's child process."""
+    from tests.fakes.nvml import FakeNvml
+
+    fake = FakeNvml(tmp_path / "nvml")
+    yield fake
+    fake.close()
+
+
+def dead_url() -> str:
+    """A metrics URL on loopback with nothing listening."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}/metrics"
+
+
+def test_gpus_without_an_exporter(running, fake_nvml):
+    """NVML sees GPUs (fake library) and no exporter answers: the exporter check fails."""
+    fake_nvml.write(GPUS)
+    url = dead_url()
+    status, checks = doctor(running, "--dcgm-url", url, env=fake_nvml.env())
+    assert checks["nvml"]["status"] == "ok", checks["nvml"]
+    assert "2 GPU(s)" in checks["nvml"]["summary"]
+    assert status == 1
+    assert failed(checks) == {"dcgm exporter"}
+    assert "systemctl restart ds01-dcgm-exporter" in checks["dcgm exporter"]["fix"]
+
+
+def test_hung_nvml_is_a_failure_not_a_hang(running, fake_nvml):
+    """An NVML init that never returns: doctor answers within its bound and says so."""
+    fake_nvml.write(GPUS + "hang nvmlInitWithFlags\n")
+    started = time.monotonic()
+    status, checks = doctor(running, "--dcgm-url", "off", env=fake_nvml.env())
+    assert time.monotonic() - started < 30
+    assert status == 1
+    assert failed(checks) == {"nvml"}
+    assert "did not answer in time" in checks["nvml"]["summary"]
