@@ -11,6 +11,7 @@ import contextlib
 import grp
 import json
 import os
+import shutil
 import socket
 import stat
 import subprocess
@@ -167,10 +168,14 @@ def probe_logrotate(config: str) -> str | None:
     """None when the config is missing; "" when logrotate -d accepts it; else its error."""
     if not os.path.exists(config):
         return None
+    # /usr/sbin is not on every user's PATH.
+    logrotate = shutil.which("logrotate") or shutil.which("logrotate", path="/usr/sbin:/sbin")
+    if logrotate is None:
+        return "logrotate is not installed (apt-get install logrotate)"
     with tempfile.TemporaryDirectory() as tmp:
         try:
             result = subprocess.run(
-                ["logrotate", "-d", "-s", os.path.join(tmp, "state"), config],
+                [logrotate, "-d", "-s", os.path.join(tmp, "state"), config],
                 capture_output=True,
                 text=True,
                 timeout=30,

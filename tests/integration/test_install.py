@@ -321,6 +321,75 @@ def test_compat_command_line_and_bash_library(installed, tmp_path):
     assert (lib / "ds01_events.py.pre-ds01").read_text() == "# the old module\n"
 
 
+def test_bash_fallback_through_the_old_path(installed, tmp_path):
+    """Without ds01-log on PATH the Bash library's Python path runs through the loader there."""
+    root, _ = installed
+    lib = root / "opt/ds01-infra/scripts/lib"
+    events = tmp_path / "events.jsonl"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DS01_EVENTS_FILE": str(events),
+        "DS01_EVENTS_SOCKET": str(tmp_path / "none.sock"),
+    }
+    # A byte that is not UTF-8 sends the event down the Python path.
+    script = f"source {lib}/ds01_events.sh; log_event maintenance.cleanup alice '' path=$'caf\\xe9'"
+    bash = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert bash.returncode == 0, bash.stderr
+    assert '"path":"caf\ufffd"' in events.read_text(encoding="utf-8")
+
+
+def test_installed_watcher_serves_metrics_and_doctor_passes(installed, tmp_path):
+    """The installed commands run from the venv: a watcher with metrics, then its doctor."""
+    import json
+    import socket as socketlib
+    import time
+    import urllib.request
+
+    root, _ = installed
+    with socketlib.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    paths = [
+        "--config", "/dev/null",
+        "--events-file", str(tmp_path / "log" / "events.jsonl"),
+        "--socket", str(tmp_path / "events.sock"),
+        "--spool-dir", str(tmp_path / "spool"),
+        "--state-dir", str(tmp_path / "state"),
+    ]  # fmt: skip
+    (tmp_path / "log").mkdir(mode=0o750)
+    env = {"PATH": "/usr/bin:/bin", "DS01_METRICS_PORT": str(port)}
+    command = str(root / "usr/local/bin/ds01-watcher")
+    proc = subprocess.Popen(
+        [command, "run", *paths], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 30
+        text = ""
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/metrics", timeout=5
+                ) as answer:
+                    text = answer.read().decode()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert 'ds01_events_total{event_type="watcher.start"}' in text
+        logrotate = str(root / "etc/logrotate.d/ds01")
+        doc = subprocess.run(
+            [command, "doctor", "--json", "--dcgm-url", "off", "--logrotate-config", logrotate, *paths],
+            capture_output=True, text=True, env=env, timeout=120, check=False,
+        )  # fmt: skip
+        report = json.loads(doc.stdout)
+        assert doc.returncode == 0, [c for c in report["checks"] if c["status"] == "fail"]
+        assert report["healthy"]
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def test_uninstall_removes_what_install_added(installed):
     """Uninstall (last: it takes the shared install down) leaves only the logs and the old file."""
     root, _ = installed
