@@ -240,8 +240,10 @@ class Applier:
             return True
         if self.dry_run:
             return False
+        # sysctl lives in /usr/sbin, which is not on every PATH.
+        found = shutil.which(step.args[0]) or shutil.which(step.args[0], path="/usr/sbin:/sbin")
         try:
-            _call(list(step.args), " ".join(step.args))
+            _call([found or step.args[0], *step.args[1:]], " ".join(step.args))
         except InstallError as exc:  # e.g. a container whose /proc/sys is read-only
             self.say(f"  warning      {exc}; it applies at the next boot")
         return False
