@@ -6,10 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-import msgspec
-
 from watcher import __version__
-from watcher.config import ConfigError, load_settings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -52,7 +49,17 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="run the service until SIGTERM/SIGINT")
     show = commands.add_parser("show-config", help="print the settings run would use, as JSON")
-    for sub in (run, show):
+    doctor = commands.add_parser(
+        "doctor", help="check the installation's health, each with its fix"
+    )
+    doctor.add_argument("--json", action="store_true", help="the checks as JSON")
+    doctor.add_argument(
+        "--logrotate-config", help="the logrotate file to check (default /etc/logrotate.d/ds01)"
+    )
+    from watcher.install import add_parsers  # noqa: PLC0415 - keeps --help fast
+
+    add_parsers(commands)
+    for sub in (run, show, doctor):
         for flag, dest, text in _FLAGS:
             choices = ("auto", "off") if dest == "gpu" else None
             sub.add_argument(flag, dest=dest, help=text, choices=choices)
@@ -62,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if hasattr(args, "handler"):  # install, uninstall: no watcher settings needed
+        status: int = args.handler(args)
+        return status
+    # Imported here: `install` runs from a checkout on the bare system python3.
+    import msgspec  # noqa: PLC0415
+
+    from watcher.config import ConfigError, load_settings  # noqa: PLC0415
+
     flags = {dest: getattr(args, dest) for _flag, dest, _text in _FLAGS}
     try:
         settings, notes = load_settings(flags)
@@ -73,6 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "show-config":
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(settings)).decode() + "\n")
         return 0
+    if args.command == "doctor":
+        from watcher.doctor import run_doctor  # noqa: PLC0415
+
+        return run_doctor(settings, as_json=args.json, logrotate_config=args.logrotate_config)
     from watcher.service import run_service  # noqa: PLC0415 - keeps --help fast
 
     return run_service(settings)

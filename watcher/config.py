@@ -73,6 +73,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     spool_interval_seconds: float = 5.0
     spool_max_bytes: int = 1_048_576
     stop_timeout_seconds: float = 20.0
+    # Prometheus endpoint on 127.0.0.1:<port>; off (None) until configured.
+    metrics_port: int | None = None
 
     def __post_init__(self) -> None:
         if self.queue_size < 1 or self.batch_max < 1:
@@ -85,6 +87,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             if getattr(self, field) <= 0:
                 raise ConfigError(f"{field} must be greater than 0")
         self._check_dcgm()
+        if self.metrics_port is not None and not 0 < self.metrics_port < 65536:  # noqa: PLR2004
+            raise ConfigError(f"metrics_port {self.metrics_port} is not a TCP port (1-65535)")
         if len(self.socket.encode()) > 107:  # noqa: PLR2004 - sun_path holds 108 bytes
             raise ConfigError(f"socket path {self.socket!r} is longer than 107 bytes")
 
@@ -124,11 +128,12 @@ ENV_VARS = {
     "DS01_GPU": "gpu",
     "DS01_DCGM_URL": "dcgm_url",
     "DS01_LOG_GROUP": "log_group",
+    "DS01_METRICS_PORT": "metrics_port",
 }
 
 
 def _flag_value(field: str, value: str) -> object:
-    if field == "dcgm_url" and value.lower() == "off":
+    if field in ("dcgm_url", "metrics_port") and value.lower() == "off":
         return None
     return value
 

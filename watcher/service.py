@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from types import FrameType
 
     from watcher.config import Settings
+    from watcher.metrics import MetricsServer
 
 # Builds one extra part (the Docker event source) around the sink's submit.
 ComponentFactory = Callable[[EventLog], Component]
@@ -133,6 +134,7 @@ class Service:
                 self._jobs.append(job)
         self.ingest: IngestServer | None = None
         self.components: list[Component] = []
+        self.metrics: MetricsServer | None = None
         self.activated = False
         self._wake = threading.Event()
         self._stopping = False
@@ -200,7 +202,25 @@ class Service:
             component = factory(self.sink)
             component.start()
             self.components.append(component)
+        self._serve_metrics()
         self.notifier.ready(self.status_line())
+
+    def _serve_metrics(self) -> None:
+        port = self.settings.metrics_port
+        if port is None:
+            return
+        from watcher.metrics import MetricsServer  # noqa: PLC0415 - only when configured
+
+        try:
+            self.metrics = MetricsServer(self, port)
+        except OSError as exc:  # the audit trail matters more than its metrics
+            self.say(
+                f"cannot serve metrics on 127.0.0.1:{port}: {exc.strerror}; set a free metrics_port"
+            )
+
+    def job_owners(self) -> list[object]:
+        """The objects behind the scheduled jobs (bound methods), for metric hooks."""
+        return [owner for job in self._jobs if (owner := getattr(job.func, "__self__", None))]
 
     def healthy(self) -> bool:
         """Every component is making progress and the scheduler runs."""
@@ -231,6 +251,8 @@ class Service:
         """Stop every part in reverse order; the log ends with ``watcher.stop``."""
         timeout = self.settings.stop_timeout_seconds
         self.notifier.stopping()
+        if self.metrics is not None:
+            self.metrics.stop()
         for component in reversed(self.components[2:]):
             self._stop_component(component, timeout / 2)
         if self.scheduler.running:

@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import msgspec
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 
 class EventType(msgspec.Struct, frozen=True):
     """One catalogue entry."""
 
     description: str
     details: tuple[str, ...] = ()
+
+    def __iter__(self) -> Iterator[str]:
+        """The detail keys: the old module's EVENT_TYPES mapped each type to a list of them."""
+        return iter(self.details)
 
 
 _CONTAINER = ("container", "container_id", "image", "attributed_by", "inferred")
