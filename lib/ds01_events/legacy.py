@@ -37,18 +37,22 @@ def main(argv: list[str] | None = None) -> int:
     from ds01_events.cli_log import main as log_main  # noqa: PLC0415
 
     args = args[1:] if args[:1] == ["log"] else args
-    return log_main([*args[:1], *_well_formed(args[1:])])
+    return log_main(_well_formed(args))
 
 
-def _well_formed(items: list[str]) -> list[str]:
-    """The detail items that are key=value; the others are dropped with a warning.
+def _well_formed(args: list[str]) -> list[str]:
+    """Options and the type as given; of the detail items, those that are key=value.
 
-    The old command line ignored such an item and logged the event; ``ds01-log``
+    The old command line ignored a malformed item and logged the event; ``ds01-log``
     refuses the whole call, which would lose events from unedited ``at`` jobs.
     """
-    kept = []
-    for item in items:
-        if item.partition("=")[0] and "=" in item:
+    kept: list[str] = []
+    seen_type = False
+    for item in args:
+        if item.startswith("-") or not seen_type:
+            seen_type = seen_type or not item.startswith("-")
+            kept.append(item)
+        elif item.partition("=")[0] and "=" in item:
             kept.append(item)
         else:
             sys.stderr.write(
