@@ -63,7 +63,11 @@ def test_create_details_and_user():
 
 
 def test_full_lifecycle_with_gpu_unmanaged():
-    """A GPU holder without the managed marker: allocate and flag at start, release at die."""
+    """A GPU holder without the managed marker: allocate at start, release at die, no flag.
+
+    Unmanaged use is flagged by GPU polling once it is seen computing, not from the
+    configuration alone.
+    """
     life = ContainerLifecycle()
     gpu = insp(env=["NVIDIA_VISIBLE_DEVICES=GPU-a"])
     out = life.handle(ev("create", 1), gpu)
@@ -74,7 +78,6 @@ def test_full_lifecycle_with_gpu_unmanaged():
         "container.create",
         "container.start",
         "gpu.allocate",
-        "detection.unmanaged_container",
         "container.stop",
         "gpu.release",
         "container.remove",
@@ -185,3 +188,33 @@ def test_simple_actions_and_unknown_container_falls_back_to_attributes():
 def test_timestamp_exact_microseconds():
     """The event timeNano becomes a fixed-width UTC timestamp truncated to microseconds."""
     assert timestamp_from_nanos(1_795_317_630_000_001_999) == "2026-11-22T03:20:30.000001Z"
+
+
+def test_allocate_and_release_carry_resolved_devices():
+    """Once NVML is known, a configured MIG UUID becomes GPU index, GPU UUID and profile."""
+    device = {"gpu_index": 0, "gpu_uuid": "GPU-a", "mig_uuid": "MIG-1", "mig_profile": "3g.40gb"}
+    asked = []
+
+    def resolve(ids):
+        asked.append(list(ids))
+        return [device]
+
+    life = ContainerLifecycle(resolve_devices=resolve)
+    gpu = insp(env=["NVIDIA_VISIBLE_DEVICES=MIG-1"])
+    life.handle(ev("create", 1), gpu)
+    allocate = next(e for e in life.handle(ev("start", 2)) if e.event_type == "gpu.allocate")
+    assert allocate.details["devices"] == [device]
+    assert (allocate.details["gpu_index"], allocate.details["mig_profile"]) == (0, "3g.40gb")
+    assert allocate.details["gpu_devices"] == ["MIG-1"]
+    release = life.handle(ev("die", 3, exitCode="0"), {**gpu, "State": {"ExitCode": 0}})[-1]
+    assert (release.event_type, release.details["gpu_uuid"]) == ("gpu.release", "GPU-a")
+    assert asked == [["MIG-1"], ["MIG-1"]]
+
+
+def test_devices_not_resolved_while_nvml_is_unknown():
+    """Without NVML (resolver answers None) the events carry the configuration only."""
+    life = ContainerLifecycle(resolve_devices=lambda _ids: None)
+    life.handle(ev("create", 1), insp(env=["NVIDIA_VISIBLE_DEVICES=0"]))
+    allocate = life.handle(ev("start", 2))[-1]
+    assert "devices" not in allocate.details
+    assert allocate.details["gpu_devices"] == ["0"]

@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 from ds01_events.envelope import Event, make_event
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from watcher.docker.known_container import KnownContainer
+
+    # Configured identifiers to resolved devices (dicts of detail keys); None while
+    # NVML is not known.
+    DeviceResolver = Callable[[Sequence[str]], list[dict[str, Any]] | None]
 
 SOURCE = "ds01-watcher"
 _STOP_SIGNALS = frozenset({"15", "SIGTERM", "TERM"})
@@ -47,13 +53,42 @@ def container_event(
     )
 
 
+def device_details(configured: Sequence[str], resolve: DeviceResolver | None) -> dict[str, Any]:
+    """The configured devices as NVML knows them, once it does (else nothing).
+
+    ``devices`` lists each as gpu_index, gpu_uuid, mig_uuid and mig_profile; with
+    exactly one device those four keys are also given flat, for simple queries.
+    """
+    if resolve is None:
+        return {}
+    try:
+        devices = resolve(configured)
+    except Exception:  # a broken resolver must not cost the Docker event
+        return {}
+    if devices is None:
+        return {}
+    details: dict[str, Any] = {"devices": devices}
+    if len(devices) == 1:
+        details.update(devices[0])
+    return details
+
+
 def holding_events(
-    container_id: str, known: KnownContainer, *, timestamp: str | None, inferred: bool = False
+    container_id: str,
+    known: KnownContainer,
+    *,
+    timestamp: str | None,
+    inferred: bool = False,
+    resolve: DeviceResolver | None = None,
 ) -> list[Event]:
-    """List what a GPU holder's start adds: gpu.allocate, maybe an unmanaged flag."""
+    """List what a GPU holder's start adds: gpu.allocate.
+
+    Whether it is unmanaged is said by GPU polling when it is seen computing
+    (detection.unmanaged_container), not from its configuration.
+    """
     if not known.gpu_devices:
         return []
-    events = [
+    return [
         container_event(
             "gpu.allocate",
             container_id,
@@ -61,24 +96,18 @@ def holding_events(
             timestamp=timestamp,
             inferred=inferred,
             gpu_devices=list(known.gpu_devices),
+            **device_details(known.gpu_devices, resolve),
         )
     ]
-    if not known.managed and not known.infrastructure:
-        events.append(
-            container_event(
-                "detection.unmanaged_container",
-                container_id,
-                known,
-                timestamp=timestamp,
-                inferred=inferred,
-                gpu_devices=list(known.gpu_devices),
-            )
-        )
-    return events
 
 
 def release_events(
-    container_id: str, known: KnownContainer, *, timestamp: str | None, inferred: bool = False
+    container_id: str,
+    known: KnownContainer,
+    *,
+    timestamp: str | None,
+    inferred: bool = False,
+    resolve: DeviceResolver | None = None,
 ) -> list[Event]:
     """gpu.release for a GPU-holding container that stopped."""
     if not known.gpu_devices:
@@ -91,6 +120,7 @@ def release_events(
             timestamp=timestamp,
             inferred=inferred,
             gpu_devices=list(known.gpu_devices),
+            **device_details(known.gpu_devices, resolve),
         )
     ]
 
