@@ -22,12 +22,14 @@ _FLAGS = (
     ("--spool-dir", "spool_dir", "the spool directory (default /var/spool/ds01/events)"),
     ("--docker-host", "docker_host", "Docker engine URL (default unix:///var/run/docker.sock)"),
     ("--gpu", "gpu", "GPU polling: auto or off"),
+    ("--gpu-interval", "gpu_interval_seconds", "seconds between GPU polls (default 30)"),
+    ("--inventory-file", "inventory_file", "the workload inventory (default in the state dir)"),
     ("--dcgm-url", "dcgm_url", "DCGM exporter metrics URL, or off"),
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Build the command line: ``run`` and ``show-config``, both taking the settings flags."""
+    """Build the command line: ``run``, ``show-config`` and ``gpus``, taking the settings flags."""
     parser = argparse.ArgumentParser(
         prog="ds01-watcher",
         description="The ds01 audit trail's service: the single writer of the event log.",
@@ -36,7 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="run the service until SIGTERM/SIGINT")
     show = commands.add_parser("show-config", help="print the settings run would use, as JSON")
-    for sub in (run, show):
+    gpus = commands.add_parser(
+        "gpus",
+        help="who holds each GPU and MIG device now (instead of nvidia-smi); no watcher needed",
+    )
+    gpus.add_argument("--json", action="store_true", help="print JSON for scripts")
+    for sub in (run, show, gpus):
         for flag, dest, text in _FLAGS:
             choices = ("auto", "off") if dest == "gpu" else None
             sub.add_argument(flag, dest=dest, help=text, choices=choices)
@@ -57,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "show-config":
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(settings)).decode() + "\n")
         return 0
+    if args.command == "gpus":
+        from watcher.gpu.command import show_gpus  # noqa: PLC0415 - keeps --help fast
+
+        return show_gpus(settings, as_json=args.json)
     from watcher.service import run_service  # noqa: PLC0415 - keeps --help fast
 
     return run_service(settings)

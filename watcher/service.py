@@ -23,6 +23,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from ds01_events.envelope import make_event
 from watcher import __version__
 from watcher.docker.source import DockerSource
+from watcher.gpu.directory import DeviceDirectory
+from watcher.gpu.wiring import SourceSlot, gpu_monitor
 from watcher.intake.ingest import IngestServer, RejectCounter, open_ingest_socket
 from watcher.intake.ratelimit import RateLimiter
 from watcher.intake.spool import SpoolDrain, ensure_spool_dir
@@ -36,16 +38,26 @@ if TYPE_CHECKING:
     from types import FrameType
 
     from watcher.config import Settings
+    from watcher.gpu.monitor import GpuMonitor
 
 # Builds one extra part (the Docker event source) around the sink's submit.
 ComponentFactory = Callable[[EventLog], Component]
 
 
-def default_components(settings: Settings) -> list[ComponentFactory]:
-    """Return the extra parts `ds01-watcher run` starts after the sink and ingest."""
+def default_components(
+    settings: Settings,
+    *,
+    devices: DeviceDirectory | None = None,
+    slot: SourceSlot | None = None,
+) -> list[ComponentFactory]:
+    """Return the extra parts `ds01-watcher run` starts after the sink and ingest.
+
+    ``devices`` lets gpu.allocate/gpu.release name NVML's devices; ``slot`` receives
+    the Docker source, for the GPU job's container facts.
+    """
 
     def docker_source(log: EventLog) -> Component:
-        return DockerSource(
+        source = DockerSource(
             log.submit,
             state_dir=Path(settings.state_dir),
             docker_host=settings.docker_host,
@@ -53,7 +65,11 @@ def default_components(settings: Settings) -> list[ComponentFactory]:
             already_logged=read_recent_events(Path(settings.events_file)),
             # The cursor moves only past events on disk: kill -9 loses nothing queued.
             wait_durable=log.wait_durable,
+            resolve_devices=devices.resolve if devices is not None else None,
         )
+        if slot is not None:
+            slot.source = source
+        return source
 
     return [docker_source]
 
@@ -309,8 +325,20 @@ def run_service(
 ) -> int:
     """Build the service and run it until it is told to stop.
 
-    ``extra_components`` defaults to `default_components(settings)`.
+    ``extra_components`` defaults to `default_components(settings)`; GPU polling
+    (a job) is added unless ``settings.gpu`` is off or NVML's binding is missing.
     """
+    devices = DeviceDirectory()
+    slot = SourceSlot()
     if extra_components is None:
-        extra_components = default_components(settings)
-    return Service(settings, extra_components=extra_components, jobs=jobs).run()
+        extra_components = default_components(settings, devices=devices, slot=slot)
+    service = Service(settings, extra_components=extra_components, jobs=jobs)
+    monitor = gpu_monitor(settings, service.submit, say=service.say, devices=devices, slot=slot)
+    if monitor is not None:
+        service.add_job(gpu_job(settings, monitor))
+    return service.run()
+
+
+def gpu_job(settings: Settings, monitor: GpuMonitor) -> Job:
+    """The GPU poll as a job: at start (so a missing NVML is said at once), then each interval."""
+    return Job("gpu-poll", monitor.poll_once, settings.gpu_interval_seconds, run_at_start=True)

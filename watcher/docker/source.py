@@ -138,6 +138,8 @@ class DockerSource:
         elif self._cursor.watermark_nano:
             self._resume_nano = self._cursor.watermark_nano
         self._dirty = False
+        # Set once a full listing has been reconciled: known_containers() is then complete.
+        self.synced = False
         self._last_save = 0.0
         self._last_ping = 0.0
         self._tick = time.monotonic()
@@ -356,6 +358,7 @@ class DockerSource:
         for cid in known:
             self._lifecycle.containers.pop(cid, None)
         self._lifecycle.containers.update(current)
+        self.synced = True
         self._dirty = True
         self._ahead.extendleft(reversed(later))
 
