@@ -101,6 +101,7 @@ class GpuMonitor:
             say(problem)
         self._previous = read_inventory(inventory_file) if inventory_file else None
         self._save_problem: str | None = None
+        self._poll_problem: str | None = None
         self.polls = 0
         self.last_state: str | None = None
         self.last_classified: list[ClassifiedProcess] = []
@@ -110,7 +111,12 @@ class GpuMonitor:
         try:
             self._poll()
         except Exception as exc:  # one bad poll must not end GPU polling
-            self._say(f"GPU poll failed: {exc!r}")
+            problem = f"GPU poll failed: {exc!r}"
+            if problem != self._poll_problem:  # the same failure each poll is said once
+                self._say(problem)
+            self._poll_problem = problem
+            return
+        self._poll_problem = None
 
     def _poll(self) -> None:
         answer = self._poller.poll()
