@@ -36,6 +36,7 @@ class ScriptedPoller:
         self.answers = list(answers)
 
     def poll(self):
+        """The next answer."""
         return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
 
 
@@ -177,8 +178,10 @@ def test_unavailable_said_once(tmp_path):
         monitor.poll_once()
     assert events == []
     assert lines == [
-        "GPU polling: NVML unavailable: NVML library libnvidia-ml.so.1 not found;"
-        " retrying with backoff"
+        (
+            "GPU polling: NVML unavailable: NVML library libnvidia-ml.so.1 not found;"
+            " retrying with backoff"
+        )
     ]
 
 
@@ -217,14 +220,16 @@ def test_a_failing_poller_never_ends_the_job(tmp_path):
         calls = 0
 
         def poll(self):
+            """Fail."""
             self.calls += 1
-            raise RuntimeError("boom")
+            message = "boom"
+            raise RuntimeError(message)
 
     lines = []
     poller = Broken()
     monitor = GpuMonitor(
         poller,
-        lambda e: True,
+        lambda _event: True,
         state_dir=tmp_path,
         inventory_file=None,
         containers=ContainerDirectory(),
