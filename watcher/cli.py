@@ -23,6 +23,7 @@ _FLAGS = (
     ("--docker-host", "docker_host", "Docker engine URL (default unix:///var/run/docker.sock)"),
     ("--gpu", "gpu", "GPU polling: auto or off"),
     ("--gpu-interval", "gpu_interval_seconds", "seconds between GPU polls (default 30)"),
+    ("--gpu-timeout", "gpu_timeout_seconds", "seconds an NVML poll may take (default 10)"),
     ("--inventory-file", "inventory_file", "the workload inventory (default in the state dir)"),
     ("--dcgm-url", "dcgm_url", "DCGM exporter metrics URL, or off"),
 )

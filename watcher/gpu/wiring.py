@@ -7,7 +7,6 @@ says why.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,12 +27,10 @@ INSPECT_TIMEOUT_S = 5
 def make_poller(timeout_s: float) -> tuple[Poller | None, str | None]:
     """The NVML poller, or None and the one line saying why there is none."""
     try:
-        # Imported only when polling: it loads pynvml.
-        poller_module = importlib.import_module("detectors.poller")
+        from detectors.poller import NvmlPoller  # noqa: PLC0415 - loads pynvml, only to poll
     except Exception as exc:  # pynvml missing or broken: GPU polling is off, said once
         return None, f"GPU polling off: the NVML Python binding cannot be loaded ({exc})"
-    poller: Poller = poller_module.NvmlPoller(timeout_s)
-    return poller, None
+    return NvmlPoller(timeout_s), None
 
 
 def docker_inspect(docker_host: str | None) -> Callable[[str], Mapping[str, Any] | None]:
