@@ -60,7 +60,7 @@ def gpu_view(snapshot: NvmlSnapshot, classified: Iterable[ClassifiedProcess]) ->
         mig_views = []
         for mig in migs:
             processes = on_mig.get(mig.uuid, [])
-            if not processes and gpu.failed is None:
+            if not processes and gpu.failed is None and not gpu.lost:
                 free.append(f"{gpu.index}:{mig.mig_index}")
             mig_views.append(
                 {
@@ -74,7 +74,7 @@ def gpu_view(snapshot: NvmlSnapshot, classified: Iterable[ClassifiedProcess]) ->
                 }
             )
         processes = on_gpu.get(gpu.uuid, [])
-        if not migs and not processes and gpu.failed is None and not gpu.mig_mode:
+        if not (migs or processes or gpu.failed or gpu.lost or gpu.mig_mode):
             free.append(str(gpu.index))
         gpus.append(
             {
