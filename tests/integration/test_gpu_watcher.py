@@ -202,6 +202,41 @@ def _check_detections(
     assert data["containers"][plain.id[:12]]["has_gpu"] is True
 
 
+def _status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+
+
+def _check_gpus_command(run: Scenario, managed: Any, plain: Any, host_pid: int) -> None:
+    """`ds01-watcher gpus --json`, a process of its own, names holders, users and classes."""
+    result = subprocess.run(
+        [*run.watcher.command()[:3], "gpus", "--json", "--config", "/dev/null"],
+        env=run.fake.env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    view = json.loads(result.stdout)
+    assert view["docker"] == "ok"
+    holders = {
+        p["pid"]: p
+        for gpu in view["gpus"]
+        for device in [gpu, *gpu["mig_devices"]]
+        for p in device["processes"]
+    }
+    mine = holders[_pid(managed)]
+    assert (mine["class"], mine["container"], mine["user"]) == (
+        "managed_container",
+        managed.name,
+        "alice",
+    )
+    assert holders[_pid(plain)]["class"] == "unmanaged_container"
+    assert (holders[host_pid]["class"], holders[host_pid]["user"]) == ("host_process", "nobody")
+    assert view["free_devices"] == ["0:0"]
+
+
 def _check_failing_polls(run: Scenario, notify: Notify) -> None:
     """NO_PERMISSION on GPU 1, then GPU 2 lost, then a hang: no exits, still writing, healthy."""
     run.show("error nvmlDeviceGetComputeRunningProcesses_v3 gpu=1 NVML_ERROR_NO_PERMISSION\n")
@@ -253,6 +288,9 @@ def test_every_kind_of_gpu_use_attributed_once(
         )
         run.show(f"proc 1 pid={host_process.pid} memory=na\n")
         _check_detections(run, managed, plain, elsewhere, host_process.pid)
+        _check_gpus_command(run, managed, plain, host_process.pid)
+        rss_kib = int(_status(run.watcher.proc.pid)["VmRSS"].split()[0])  # type: ignore[union-attr]
+        assert rss_kib < 80 * 1024, rss_kib
         assert wait_for(lambda: len(run.logged("detection.host_gpu_process")) == 3, 10)
 
         # The host process ends while NVML still lists it: /proc decides, one exit.
@@ -329,3 +367,39 @@ def test_without_nvml_one_line_and_no_flood(
     assert result.stderr.count("\n") == 1
     assert "NVML unavailable" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _polls(inventory: Path, count: int) -> bool:
+    """Wait until the inventory was rewritten ``count`` more times (one per poll)."""
+    for _ in range(count):
+        before = inventory.stat().st_mtime_ns
+        if not wait_for(lambda b=before: inventory.stat().st_mtime_ns != b, 10):
+            return False
+    return True
+
+
+def test_restart_does_not_report_again(
+    make_watcher: Callable[..., Watcher],
+    fake: FakeNvml,
+    host_process: subprocess.Popen[bytes],
+    tmp_path: Path,
+) -> None:
+    """What one watcher reported, the next one (same state dir) does not; the exit still comes."""
+    fake.write(DEVICES + f"proc 1 pid={host_process.pid} memory=64\n")
+    extra = ["--gpu-interval", "0.3", "--dcgm-url", "off"]
+    first = make_watcher(root=tmp_path / "w", extra=extra).start(env=fake.env())
+    inventory = tmp_path / "w" / "state" / "workload-inventory.json"
+
+    def count(event_type: str) -> int:
+        return len(_mine(read_events(first.events_file), event_type))
+
+    assert wait_for(lambda: count("detection.host_gpu_process") == 1, 30), first.stderr()
+    assert first.stop() == 0
+    second = make_watcher(root=tmp_path / "w", extra=extra).start(env=fake.env())
+    assert wait_for(inventory.exists, 30)
+    assert _polls(inventory, 4)
+    assert count("detection.host_gpu_process") == 1
+    host_process.kill()
+    host_process.wait()
+    assert wait_for(lambda: count("detection.host_gpu_process_exited") == 1, 30)
+    assert second.stop() == 0
