@@ -39,9 +39,17 @@ if TYPE_CHECKING:
 ProcessClass = Literal[
     "managed_container", "unmanaged_container", "host_process", "infrastructure", "gone"
 ]
-# Programs that hold GPUs for the platform itself. comm is cut to 15 characters,
-# so the program name (argv[0]) is compared first and comm by prefix.
-INFRASTRUCTURE_PROGRAMS = ("nvidia-persistenced", "nv-hostengine", "dcgm-exporter", "dcgmi")
+# Programs that hold GPUs for the platform itself (the display server too, as the
+# existing workload detector had it). comm is cut to 15 characters, so the program
+# name (argv[0]) is compared first and comm by prefix.
+INFRASTRUCTURE_PROGRAMS = (
+    "nvidia-persistenced",
+    "nv-hostengine",
+    "dcgm-exporter",
+    "dcgmi",
+    "nvidia-smi",
+    "Xorg",
+)
 
 
 class ContainerFacts(msgspec.Struct, frozen=True, kw_only=True):

@@ -51,7 +51,9 @@ def test_gone_when_proc_has_no_entry():
     assert (result.klass, result.rule, result.starttime) == ("gone", "no_proc", None)
 
 
-@pytest.mark.parametrize("program", ["nvidia-persistenced", "nv-hostengine", "dcgm-exporter"])
+@pytest.mark.parametrize(
+    "program", ["nvidia-persistenced", "nv-hostengine", "dcgm-exporter", "nvidia-smi", "Xorg"]
+)
 def test_infrastructure_programs(program):
     """The platform's own GPU holders are infrastructure, never host processes."""
     result = _one(snapshot(on_gpu(10, 0)), {10: host(10, uid=0, program=program)})
