@@ -241,3 +241,25 @@ def test_a_failing_poller_never_ends_the_job(tmp_path):
     monitor.poll_once()
     assert poller.calls == 2
     assert len(lines) == 1
+
+
+def test_unwritable_state_and_inventory_said_once_each(tmp_path):
+    """Neither file usable: one line each (reading, saving, the inventory), not one per poll."""
+    events, lines = [], []
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monitor = GpuMonitor(
+        ScriptedPoller([ok(on_gpu(100, 1))]),
+        lambda e: events.append(e) or True,
+        state_dir=blocker / "state",
+        inventory_file=blocker / "inventory.json",
+        containers=ContainerDirectory(),
+        devices=DeviceDirectory(),
+        say=lines.append,
+        proc=PROC,
+    )
+    for _ in range(4):
+        monitor.poll_once()
+    assert len(lines) == 3, lines
+    assert [line.split()[1] for line in lines] == ["read", "save", "write"]
+    assert [e.event_type for e in events] == ["detection.host_gpu_process"]

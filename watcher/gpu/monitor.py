@@ -101,6 +101,7 @@ class GpuMonitor:
             say(problem)
         self._previous = read_inventory(inventory_file) if inventory_file else None
         self._save_problem: str | None = None
+        self._inventory_problem: str | None = None
         self._poll_problem: str | None = None
         self.polls = 0
         self.last_state: str | None = None
@@ -193,8 +194,9 @@ class GpuMonitor:
             write_inventory(path, inventory)
         except OSError as exc:
             problem = f"cannot write the workload inventory {path}: {exc.strerror}"
-            if problem != self._save_problem:
+            if problem != self._inventory_problem:
                 self._say(problem)
-            self._save_problem = problem
+            self._inventory_problem = problem
             return
+        self._inventory_problem = None
         self._previous = inventory
