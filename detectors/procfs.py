@@ -190,6 +190,30 @@ def read_process(pid: int, proc: str = PROC) -> ProcessInfo | None:
     )
 
 
+def container_id(pid: int, proc: str = PROC) -> str | None:
+    """The id of the container ``pid`` runs in; None for a host process or a gone one."""
+    info = read_process(pid, proc)
+    return info.container_id if info is not None else None
+
+
+def real_uid(pid: int, proc: str = PROC) -> int | None:
+    """The real uid of ``pid`` (from status); None when gone or unreadable."""
+    info = read_process(pid, proc)
+    return info.uid if info is not None else None
+
+
+def starttime(pid: int, proc: str = PROC) -> int | None:
+    """The start time of ``pid`` in clock ticks after boot; None when gone."""
+    info = read_process(pid, proc)
+    return info.starttime if info is not None else None
+
+
+def command_line(pid: int, proc: str = PROC) -> str | None:
+    """The command line of ``pid`` (arguments joined by spaces, bounded); None when gone."""
+    info = read_process(pid, proc)
+    return info.command if info is not None else None
+
+
 def read_processes(pids: list[int], proc: str = PROC) -> dict[int, ProcessInfo | None]:
     """`read_process` for each pid (None: gone). Never raises."""
     return {pid: read_process(pid, proc) for pid in dict.fromkeys(pids)}

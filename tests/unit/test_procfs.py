@@ -134,3 +134,14 @@ def test_cmdline_parser_is_bounded(raw):
     command, program = procfs.parse_cmdline(raw, "comm")
     assert len(command) <= procfs.MAX_COMMAND_CHARS
     assert program
+
+
+def test_one_field_readers():
+    """The single-field readers answer from the same tree, None for a gone PID."""
+    assert procfs.container_id(301, PROC) == A
+    assert procfs.container_id(100, PROC) is None
+    assert procfs.real_uid(100, PROC) == 1001
+    assert procfs.starttime(200, PROC) == 6000
+    assert procfs.command_line(100, PROC) == "/usr/bin/python3 train.py --epochs 10"
+    assert procfs.starttime(99999, PROC) is None
+    assert procfs.real_uid(99999, PROC) is None
