@@ -194,6 +194,10 @@ def _check_detections(
         "3g.40gb",
     )
 
+    # The inventory is rewritten just after the poll's events are handed over.
+    assert wait_for(
+        lambda: str(host_pid) in json.loads(run.inventory.read_text())["host_processes"], 10
+    )
     data = json.loads(run.inventory.read_text())
     assert data["host_processes"][str(host_pid)]["cmdline"] == "sleep"
     assert data["host_processes"][str(host_pid)]["user"] == "nobody"
