@@ -13,7 +13,10 @@ Rules, first match wins:
    c. container with the managed marker: ``managed_container`` (``managed_label``)
    d. any other container known to Docker: ``unmanaged_container`` (``no_managed_label``)
    e. a container Docker does not know (rootless, another runtime, engine away):
-      ``unmanaged_container`` (``unknown_container``)
+      ``unmanaged_container`` (``unknown_container``). A cgroup under a user's
+      ``user@<uid>.service`` is never matched to the system daemon's containers: the
+      user names those cgroups, and could otherwise pass a host process off as
+      someone's managed container.
 3. a host process: an infrastructure program is ``infrastructure``
    (``infrastructure_program``), anything else a ``host_process`` (``host``).
 
@@ -172,7 +175,9 @@ def _classify_one(
             user=_name_of(info.uid, user_by_uid),
             attributed_by="uid" if info.uid is not None else None,
         )
-    facts = containers.get(info.container_id)
+    # A cgroup under user@<uid>.service belongs to that user's own (rootless) daemon, and
+    # its names are the user's to choose: it never stands for a system container.
+    facts = containers.get(info.container_id) if info.rootless_uid is None else None
     if facts is None:
         # Not our dockerd's: a rootless daemon's container runs under its owner's uid.
         uid = info.rootless_uid if info.rootless_uid is not None else info.uid

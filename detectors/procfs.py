@@ -22,6 +22,7 @@ MAX_STATUS_BYTES = 16 * 1024
 MAX_STAT_BYTES = 4096
 # A command line is kept to this many characters in events (the envelope is 4 KiB).
 MAX_COMMAND_CHARS = 512
+MAX_PROGRAM_CHARS = 255
 
 _ID = r"[0-9a-f]{64}"
 # One path component naming a container's scope: docker (v2/systemd, rootless),
@@ -137,7 +138,7 @@ def parse_cmdline(raw: bytes, comm: str) -> tuple[str, str]:
     command = " ".join(args)
     if len(command) > MAX_COMMAND_CHARS:
         command = command[: MAX_COMMAND_CHARS - 1] + "…"
-    program = args[0].rsplit("/", 1)[-1] or comm
+    program = (args[0].rsplit("/", 1)[-1] or comm)[:MAX_PROGRAM_CHARS]
     return command, program
 
 

@@ -198,3 +198,16 @@ def test_classify_never_raises_on_any_configuration(configured, gpu, mig):
     assert result.outside_config in (True, False, None)
     if "all" in configured:
         assert result.outside_config is False
+
+
+def test_user_cgroup_named_like_a_system_container_is_not_that_container():
+    """A user's own cgroup named docker-<id>.scope of a managed container does not borrow it."""
+    facts = ContainerFacts(id=CID, name="alice-job", user="alice", managed=True, gpu_devices=("1",))
+    forged = contained(20, CID, uid=1002, rootless_uid=1002)
+    result = _one(snapshot(on_gpu(20, 1)), {20: forged}, {CID: facts})
+    assert (result.klass, result.rule, result.user) == (
+        "unmanaged_container",
+        "unknown_container",
+        "bob",
+    )
+    assert result.container is None
