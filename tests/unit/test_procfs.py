@@ -145,3 +145,44 @@ def test_one_field_readers():
     assert procfs.command_line(100, PROC) == "/usr/bin/python3 train.py --epochs 10"
     assert procfs.starttime(99999, PROC) is None
     assert procfs.real_uid(99999, PROC) is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start a process as nobody")
+def test_hostile_process_of_an_unprivileged_user_reads_safely():
+    """A user's process with a ') S 1 2' comm, newlines and bad UTF-8 in argv: parsed right."""
+    script = (
+        "import sys, time\n"
+        "open('/proc/self/comm', 'w').write(') S 1 2 3 99')\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    child = subprocess.Popen(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+            script,
+            "a)\n b",
+            "x" * 5000,
+            b"\xff\xfe",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == b"ready\n"
+        info = procfs.read_process(child.pid)
+        assert info is not None
+        assert info.comm == ") S 1 2 3 99"
+        assert info.uid == 65534
+        assert info.starttime == procfs.parse_stat(Path(f"/proc/{child.pid}/stat").read_text())[1]  # type: ignore[index]
+        assert info.starttime > 99
+        assert len(info.command) <= procfs.MAX_COMMAND_CHARS
+        assert info.program == "python3"
+        assert info.container_id is None
+    finally:
+        child.kill()
+        child.wait()
