@@ -89,10 +89,12 @@ def test_real_proc_self_and_a_child():
     assert me.uid == os.getuid()
     assert me.program.startswith("python")
     child = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(30)", "x)y"],
-        executable=sys.executable,
+        [sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(30)", "x)y"],
+        stdout=subprocess.PIPE,
     )
     try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == b"ready\n"  # past exec: its own cmdline is in place
         info = procfs.read_process(child.pid)
         assert info is not None
         assert info.command.endswith("x)y")
