@@ -66,19 +66,22 @@ def build_inventory(
     *,
     computing: Collection[str] = (),
     previous: Mapping[str, Any] | None = None,
+    containers_complete: bool = True,
 ) -> dict[str, Any]:
     """The inventory as plain data. Pure, never raises.
 
     ``computing`` holds the full ids of containers seen on a GPU (``has_gpu`` even
     without a GPU configuration). ``previous`` is the last inventory written, for
-    ``detected_at``.
+    ``detected_at``. ``containers_complete`` False (the Docker side has not listed
+    everything yet, as just after a start) keeps the previous containers and only
+    updates the ones given.
     """
     stamp = utc_iso(now)
     before = previous or {}
     old_containers = _section(before, "containers")
     old_processes = _section(before, "host_processes")
     seen_on_gpu = {cid[:12] for cid in computing}
-    result_containers: dict[str, Any] = {}
+    result_containers: dict[str, Any] = {} if containers_complete else dict(old_containers)
     for facts in containers:
         short = facts.id[:12]
         result_containers[short] = {

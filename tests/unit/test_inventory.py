@@ -159,3 +159,14 @@ def test_unreadable_previous_inventory_is_none(tmp_path):
     assert read_inventory(tmp_path / "missing.json") is None
     (tmp_path / "bad.json").write_text("[1, 2]")
     assert read_inventory(tmp_path / "bad.json") is None
+
+
+def test_incomplete_container_view_keeps_the_previous_containers(tmp_path):
+    """Just after a start (Docker not listed yet) earlier containers stay; given ones update."""
+    first = _inventory()
+    facts = [ContainerFacts(id="9" * 64, name="adhoc-renamed", origin="raw-docker")]
+    again = build_inventory(2000.0, facts, [], previous=first, containers_complete=False)
+    assert set(again["containers"]) == {CID[:12], "9" * 12}
+    assert again["containers"]["9" * 12]["name"] == "adhoc-renamed"
+    complete = build_inventory(2000.0, facts, [], previous=first)
+    assert set(complete["containers"]) == {"9" * 12}

@@ -156,7 +156,7 @@ class GpuMonitor:
         self._emit(outcome_events(outcome))
         self._save_state()
         if self._inventory_file is not None:
-            self._write_inventory(now, facts.values(), classified)
+            self._write_inventory(now, facts.values(), classified, complete=running is not None)
 
     def _emit(self, events: list[Event]) -> None:
         for event in events:
@@ -174,7 +174,12 @@ class GpuMonitor:
         self._save_problem = None
 
     def _write_inventory(
-        self, now: float, facts: Iterable[ContainerFacts], classified: list[ClassifiedProcess]
+        self,
+        now: float,
+        facts: Iterable[ContainerFacts],
+        classified: list[ClassifiedProcess],
+        *,
+        complete: bool,
     ) -> None:
         reported = [
             t.process for t in self._state.tracked.values() if t.kind == "host" and t.reported
@@ -186,6 +191,7 @@ class GpuMonitor:
             reported,
             computing=computing,
             previous=self._previous,
+            containers_complete=complete,
         )
         path = self._inventory_file
         if path is None:
