@@ -132,6 +132,8 @@ class Service:
         self._stopping = False
         self._stop_reason = "stopped"
         self._hup = threading.Event()
+        # More STATUS= text from jobs (GPU polling: what the last poll saw).
+        self.status_parts: list[Callable[[], str | None]] = []
 
     def add_job(self, job: Job) -> None:
         """Plug a periodic job in before `run` (GPU poll, DCGM probe, reconciliation)."""
@@ -208,6 +210,13 @@ class Service:
         )
         if self.sink.failing:
             line += f"; log not writable: {self.sink.failing}"
+        for part in self.status_parts:
+            try:
+                text = part()
+            except Exception:  # a status helper must not cost the watchdog ping
+                text = None
+            if text:
+                line += f"; {text}"
         return line
 
     def request_stop(self, reason: str = "stopped") -> None:
@@ -336,6 +345,7 @@ def run_service(
     monitor = gpu_monitor(settings, service.submit, say=service.say, devices=devices, slot=slot)
     if monitor is not None:
         service.add_job(gpu_job(settings, monitor))
+        service.status_parts.append(monitor.status)
     return service.run()
 
 

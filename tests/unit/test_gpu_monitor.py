@@ -147,6 +147,7 @@ def test_hung_poll_reported_once_and_no_exit_storm(tmp_path):
         monitor.poll_once()
     assert _types(events) == ["detection.host_gpu_process", "monitoring.nvml_unresponsive"]
     assert len(lines) == 1
+    assert monitor.status() == "GPU: 1 process (1 on the host)"
 
 
 def test_lost_and_denied_gpus_void_only_their_part(tmp_path):
@@ -174,8 +175,10 @@ def test_unavailable_said_once(tmp_path):
         Answer("unavailable", gone, reason=gone.error),
     ]
     monitor = make(tmp_path, answers, lines, events)
+    assert monitor.status() is None
     for _ in range(4):
         monitor.poll_once()
+    assert monitor.status() == "GPU: NVML unavailable"
     assert events == []
     assert lines == [
         (

@@ -107,6 +107,18 @@ class GpuMonitor:
         self.last_state: str | None = None
         self.last_classified: list[ClassifiedProcess] = []
 
+    def status(self) -> str | None:
+        """A few words for systemd's STATUS=: what the last poll saw, or why none did."""
+        if self.last_state is None:
+            return None
+        if self.last_state in ("hung", "busy"):
+            return "GPU: NVML poll stuck"
+        if self.last_state != "ok":
+            return "GPU: NVML unavailable"
+        hosts = sum(1 for p in self.last_classified if p.klass == "host_process")
+        count = len(self.last_classified)
+        return f"GPU: {count} process{'' if count == 1 else 'es'} ({hosts} on the host)"
+
     def poll_once(self) -> None:
         """One poll: events for what changed, then the inventory. Never raises."""
         try:
