@@ -68,6 +68,8 @@ class ContainerFacts(msgspec.Struct, frozen=True, kw_only=True):
     image: str | None = None
     origin: str = "raw-docker"
     status: str = "running"
+    # Already flagged as unmanaged from its configuration by the Docker side.
+    flagged_unmanaged: bool = False
 
 
 class ClassifiedProcess(msgspec.Struct, frozen=True, kw_only=True):

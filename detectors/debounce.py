@@ -86,9 +86,16 @@ class Outcome(NamedTuple):
 
 
 def subjects_of(
-    processes: Iterable[ClassifiedProcess], started_at: dict[int, float | None] | None = None
+    processes: Iterable[ClassifiedProcess],
+    started_at: dict[int, float | None] | None = None,
+    *,
+    flagged: Collection[str] = (),
 ) -> list[Subject]:
-    """The subjects a poll's classified processes give, one per key, first kept."""
+    """The subjects a poll's classified processes give, one per key, first kept.
+
+    ``flagged``: containers already flagged as unmanaged elsewhere (the Docker side,
+    from their configuration): no second unmanaged flag for them.
+    """
     found: dict[str, Subject] = {}
     starts = started_at or {}
     for process in processes:
@@ -97,7 +104,7 @@ def subjects_of(
         if process.klass == "host_process" and process.starttime is not None:
             keys.append((f"host:{process.pid}:{process.starttime}:{where}", "host"))
         if process.container_id is not None:
-            if process.klass == "unmanaged_container":
+            if process.klass == "unmanaged_container" and process.container_id not in flagged:
                 keys.append((f"unmanaged:{process.container_id}:{where}", "unmanaged"))
             if process.outside_config and process.klass != "infrastructure":
                 keys.append((f"mismatch:{process.container_id}:{where}", "mismatch"))

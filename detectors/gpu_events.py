@@ -71,7 +71,8 @@ def appeared_event(tracked: Tracked, *, timestamp: str | None = None) -> Event:
     if tracked.kind == "host":
         event_type, details = "detection.host_gpu_process", host_process_details(process)
     elif tracked.kind == "unmanaged":
-        event_type, details = "detection.unmanaged_container", container_details(process)
+        event_type = "detection.unmanaged_container"
+        details = {**container_details(process), "seen": True}
     else:
         event_type, details = "detection.gpu_mismatch", container_details(process)
     return make_event(

@@ -71,9 +71,11 @@ EVENT_TYPES: dict[str, EventType] = {
         "A user was refused an action by a wrapper script.", ("action", "reason")
     ),
     "detection.unmanaged_container": EventType(
-        "A container without the managed marker was seen computing on a GPU or MIG device"
-        " (GPU polling, two polls in a row; once per container and device while it runs).",
-        _SEEN,
+        "A container without the managed marker uses GPUs: seen computing on a GPU or MIG"
+        " device by GPU polling (seen: true, with the device and pid; once per container and"
+        " device while it runs), or, while NVML is not known, holding GPU devices by its"
+        " configuration at start (seen: false). Each container is flagged once.",
+        (*_SEEN, "seen", "inferred"),
     ),
     "detection.gpu_mismatch": EventType(
         "A container was seen computing on a GPU or MIG device its configuration does not"

@@ -88,8 +88,8 @@ def test_labelled_managed_gpu_container(containers, runner):
     assert rename["old_name"] == f"job-{containers.run_id}"
 
 
-def test_unlabelled_gpu_container_is_not_flagged_from_configuration(containers, runner):
-    """An unlabelled GPU holder is unattributed; it is flagged only once seen computing."""
+def test_unlabelled_gpu_container_is_flagged(containers, runner):
+    """An unlabelled container holding a GPU is unattributed and flagged as unmanaged."""
     c = containers.create(["sh", "-c", "exit 3"], environment={"NVIDIA_VISIBLE_DEVICES": "0"})
     c.start()
     c.wait(timeout=30)
@@ -99,6 +99,7 @@ def test_unlabelled_gpu_container_is_not_flagged_from_configuration(containers, 
         "container.create",
         "container.start",
         "gpu.allocate",
+        "detection.unmanaged_container",
         "container.stop",
         "gpu.release",
         "container.remove",

@@ -266,3 +266,16 @@ def test_unwritable_state_and_inventory_said_once_each(tmp_path):
     assert len(lines) == 3, lines
     assert [line.split()[1] for line in lines] == ["read", "save", "write"]
     assert [e.event_type for e in events] == ["detection.host_gpu_process"]
+
+
+def test_container_flagged_by_the_docker_side_is_not_flagged_again(tmp_path):
+    """A holder flagged from its configuration at start gets no second unmanaged flag."""
+    events, lines = [], []
+    known = dict(KNOWN)
+    known[PLAIN] = KnownContainer(
+        name="adhoc", running=True, gpu_devices=["0"], unmanaged_flagged=True
+    )
+    monitor = make(tmp_path, [ok(*FULL, mig=(0,), mig_devices=migs(0))], lines, events, known)
+    for _ in range(3):
+        monitor.poll_once()
+    assert sorted(_types(events)) == ["detection.gpu_mismatch", "detection.host_gpu_process"]

@@ -63,11 +63,7 @@ def test_create_details_and_user():
 
 
 def test_full_lifecycle_with_gpu_unmanaged():
-    """A GPU holder without the managed marker: allocate at start, release at die, no flag.
-
-    Unmanaged use is flagged by GPU polling once it is seen computing, not from the
-    configuration alone.
-    """
+    """A GPU holder without the managed marker: allocate and flag at start, release at die."""
     life = ContainerLifecycle()
     gpu = insp(env=["NVIDIA_VISIBLE_DEVICES=GPU-a"])
     out = life.handle(ev("create", 1), gpu)
@@ -78,6 +74,7 @@ def test_full_lifecycle_with_gpu_unmanaged():
         "container.create",
         "container.start",
         "gpu.allocate",
+        "detection.unmanaged_container",
         "container.stop",
         "gpu.release",
         "container.remove",
@@ -212,9 +209,25 @@ def test_allocate_and_release_carry_resolved_devices():
 
 
 def test_devices_not_resolved_while_nvml_is_unknown():
-    """Without NVML (resolver answers None) the events carry the configuration only."""
+    """Without NVML (resolver answers None): the configuration only, and the flag from it."""
     life = ContainerLifecycle(resolve_devices=lambda _ids: None)
     life.handle(ev("create", 1), insp(env=["NVIDIA_VISIBLE_DEVICES=0"]))
-    allocate = life.handle(ev("start", 2))[-1]
+    allocate, flag = life.handle(ev("start", 2))[-2:]
     assert "devices" not in allocate.details
     assert allocate.details["gpu_devices"] == ["0"]
+    assert (flag.event_type, flag.details["seen"]) == ("detection.unmanaged_container", False)
+    assert life.containers[CID].unmanaged_flagged is True
+    life.handle(
+        ev("die", 3, exitCode="0"),
+        {**insp(env=["NVIDIA_VISIBLE_DEVICES=0"]), "State": {"ExitCode": 0}},
+    )
+    assert life.containers[CID].unmanaged_flagged is True  # kept across a fresh inspect
+
+
+def test_no_flag_from_configuration_once_nvml_is_known():
+    """With NVML known, an unmanaged holder is left to GPU polling: flagged when seen."""
+    device = {"gpu_index": 0, "gpu_uuid": "GPU-a", "mig_uuid": None, "mig_profile": None}
+    life = ContainerLifecycle(resolve_devices=lambda _ids: [device])
+    life.handle(ev("create", 1), insp(env=["NVIDIA_VISIBLE_DEVICES=0"]))
+    assert types(life.handle(ev("start", 2))) == ["container.start", "gpu.allocate"]
+    assert life.containers[CID].unmanaged_flagged is False

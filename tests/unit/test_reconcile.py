@@ -29,11 +29,12 @@ def test_no_change_no_events():
 
 
 def test_discovered_running_gpu_holder():
-    """A new running unmanaged GPU holder is discovered and allocated, inferred (not flagged)."""
+    """A new running unmanaged GPU holder is discovered, allocated and flagged, all inferred."""
     got = reconcile({}, {"a": k(running=True, gpus=["GPU-1"])})
     assert summary(got) == [
         ("detection.container_discovered", "a", True),
         ("gpu.allocate", "a", True),
+        ("detection.unmanaged_container", "a", True),
     ]
     assert got[0].user == "alice"
 

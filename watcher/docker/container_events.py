@@ -81,14 +81,17 @@ def holding_events(
     inferred: bool = False,
     resolve: DeviceResolver | None = None,
 ) -> list[Event]:
-    """List what a GPU holder's start adds: gpu.allocate.
+    """List what a GPU holder's start adds: gpu.allocate, maybe an unmanaged flag.
 
-    Whether it is unmanaged is said by GPU polling when it is seen computing
-    (detection.unmanaged_container), not from its configuration.
+    While NVML is not known (no GPU polling, no driver, no poll yet) a holder without
+    the managed marker is flagged from its configuration, and ``known`` remembers it.
+    Once NVML is known, GPU polling flags it when it is seen computing instead (and
+    skips one already flagged here), so each container is flagged once.
     """
     if not known.gpu_devices:
         return []
-    return [
+    devices = device_details(known.gpu_devices, resolve)
+    events = [
         container_event(
             "gpu.allocate",
             container_id,
@@ -96,9 +99,23 @@ def holding_events(
             timestamp=timestamp,
             inferred=inferred,
             gpu_devices=list(known.gpu_devices),
-            **device_details(known.gpu_devices, resolve),
+            **devices,
         )
     ]
+    if not devices and not known.managed and not known.infrastructure:
+        known.unmanaged_flagged = True
+        events.append(
+            container_event(
+                "detection.unmanaged_container",
+                container_id,
+                known,
+                timestamp=timestamp,
+                inferred=inferred,
+                gpu_devices=list(known.gpu_devices),
+                seen=False,
+            )
+        )
+    return events
 
 
 def release_events(

@@ -129,6 +129,7 @@ class ContainerLifecycle:
             known = known_from_inspect(inspect, user_by_uid=self.user_by_uid)
             if previous is not None:
                 known.running = previous.running
+                known.unmanaged_flagged = previous.unmanaged_flagged
         elif previous is not None:
             known = previous
         else:

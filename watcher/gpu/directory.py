@@ -72,6 +72,7 @@ def facts_from_known(container_id: str, known: KnownContainer) -> ContainerFacts
         image=known.image,
         origin=origin_of(managed=known.managed, label_keys=known.label_keys, name=known.name),
         status=status_of(known),
+        flagged_unmanaged=known.unmanaged_flagged,
     )
 
 

@@ -161,9 +161,9 @@ class GpuMonitor:
             if info is not None
         }
         now = self._clock()
-        outcome = step(
-            self._state, snapshot, subjects_of(classified, started), now, running_containers=running
-        )
+        flagged = {cid for cid, f in facts.items() if f.flagged_unmanaged}
+        subjects = subjects_of(classified, started, flagged=flagged)
+        outcome = step(self._state, snapshot, subjects, now, running_containers=running)
         self._state = outcome.state
         self._emit(outcome_events(outcome))
         self._save_state()
