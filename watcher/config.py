@@ -53,6 +53,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # The workload inventory dashboards read; empty: <state_dir>/workload-inventory.json.
     inventory_file: str = ""
     dcgm_url: str | None = "http://127.0.0.1:9400/metrics"
+    # The DCGM exporter watchdog (seconds unless said otherwise); docs/watcher.md.
+    dcgm_interval: float = 30.0  # between probes
+    dcgm_timeout: float = 10.0  # for the whole answer, connect to last byte
+    dcgm_collect_interval: float = 30.0  # the exporter's own -c, in seconds
+    dcgm_slow: float = 5.0  # a whole answer slower than this is "slow" (logged only)
+    dcgm_hung_after: int = 3  # probes in a row without a whole answer
+    dcgm_unit: str = "ds01-dcgm-exporter.service"
+    dcgm_container: str = "ds01-dcgm-exporter"
+    dcgm_restarts_per_hour: int = 4
+    dcgm_grace: float = 60.0  # after a restart; also the first backoff step
+    dcgm_backoff_max: float = 1800.0
+    dcgm_stable: float = 600.0  # healthy this long forgets the backoff and the hour's count
+    dcgm_stop_timeout: float = 20.0  # graceful stop before the engine kills
     # The log file's group (0640); unused when the group does not exist.
     log_group: str = "adm"
     queue_size: int = 65_536
@@ -65,6 +78,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     spool_interval_seconds: float = 5.0
     spool_max_bytes: int = 1_048_576
     stop_timeout_seconds: float = 20.0
+    # Prometheus endpoint on 127.0.0.1:<port>; off (None) until configured.
+    metrics_port: int | None = None
 
     def __post_init__(self) -> None:
         if self.queue_size < 1 or self.batch_max < 1:
@@ -82,8 +97,32 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         ):
             if getattr(self, field) <= 0:
                 raise ConfigError(f"{field} must be greater than 0")
+        self._check_dcgm()
+        if self.metrics_port is not None and not 0 < self.metrics_port < 65536:  # noqa: PLR2004
+            raise ConfigError(f"metrics_port {self.metrics_port} is not a TCP port (1-65535)")
         if len(self.socket.encode()) > 107:  # noqa: PLR2004 - sun_path holds 108 bytes
             raise ConfigError(f"socket path {self.socket!r} is longer than 107 bytes")
+
+    def _check_dcgm(self) -> None:
+        for field in ("dcgm_interval", "dcgm_timeout", "dcgm_collect_interval", "dcgm_slow"):
+            if getattr(self, field) <= 0:
+                raise ConfigError(f"{field} must be greater than 0")
+        for field in ("dcgm_grace", "dcgm_backoff_max", "dcgm_stable", "dcgm_stop_timeout"):
+            if getattr(self, field) < 0:
+                raise ConfigError(f"{field} must be 0 or more")
+        if self.dcgm_hung_after < 1:
+            msg = "dcgm_hung_after must be at least 1"
+            raise ConfigError(msg)
+        if self.dcgm_restarts_per_hour < 0:
+            msg = "dcgm_restarts_per_hour must be 0 (never restart) or more"
+            raise ConfigError(msg)
+        if self.dcgm_url is not None:
+            from watcher.dcgm.probe import parse_metrics_url  # noqa: PLC0415 - only when set
+
+            try:
+                parse_metrics_url(self.dcgm_url)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
 
     def summary(self) -> dict[str, Any]:
         """Return the settings as plain data, for ``watcher.start``."""
@@ -102,11 +141,12 @@ ENV_VARS = {
     "DS01_INVENTORY_FILE": "inventory_file",
     "DS01_DCGM_URL": "dcgm_url",
     "DS01_LOG_GROUP": "log_group",
+    "DS01_METRICS_PORT": "metrics_port",
 }
 
 
 def _flag_value(field: str, value: str) -> object:
-    if field == "dcgm_url" and value.lower() == "off":
+    if field in ("dcgm_url", "metrics_port") and value.lower() == "off":
         return None
     return value
 

@@ -2,8 +2,9 @@
 
 Parts, in start order: the sink (the only writer), ``watcher.start``, the ingest
 socket, a first spool drain, the APScheduler scheduler (spool drain, rejection
-reports and any job added with `Service.add_job`), the extra components (the Docker
-event source), then READY=1. Stop runs in reverse and ends with ``watcher.stop``
+reports, the jobs `default_job_factories` builds such as the DCGM exporter watchdog, and
+any job added with `Service.add_job`), the extra components (the Docker event source),
+then READY=1. Stop runs in reverse and ends with ``watcher.stop``
 and a flushed, synced log.
 """
 
@@ -39,9 +40,12 @@ if TYPE_CHECKING:
 
     from watcher.config import Settings
     from watcher.gpu.monitor import GpuMonitor
+    from watcher.metrics import MetricsServer
 
 # Builds one extra part (the Docker event source) around the sink's submit.
 ComponentFactory = Callable[[EventLog], Component]
+# Builds one periodic job around the sink and the service's stderr line; None: not wanted.
+JobFactory = Callable[[EventLog, Callable[[str], None]], "Job | None"]
 
 
 def default_components(
@@ -74,6 +78,20 @@ def default_components(
     return [docker_source]
 
 
+def default_job_factories(settings: Settings) -> list[JobFactory]:
+    """Return the periodic jobs `ds01-watcher run` adds (the DCGM exporter watchdog)."""
+
+    def dcgm_watchdog(log: EventLog, say: Callable[[str], None]) -> Job | None:
+        from watcher.dcgm.job import dcgm_probe_from_settings  # noqa: PLC0415 - only when on
+
+        probe = dcgm_probe_from_settings(settings, log.submit, say=say)
+        if probe is None:
+            return None
+        return Job(probe.name, probe.tick, settings.dcgm_interval, run_at_start=True)
+
+    return [dcgm_watchdog]
+
+
 @dataclass(frozen=True)
 class Job:
     """A periodic job for the scheduler; runs in a pool thread, never concurrently with itself."""
@@ -93,6 +111,7 @@ class Service:
         *,
         extra_components: Sequence[ComponentFactory] = (),
         jobs: Sequence[Job] = (),
+        job_factories: Sequence[JobFactory] = (),
         notifier: Notifier | None = None,
         stderr: TextIO | None = None,
     ) -> None:
@@ -125,8 +144,13 @@ class Service:
             Job("ingest-rejects", self.rejects.tick, min(5.0, settings.reject_window_seconds)),
             *jobs,
         ]
+        for make_job in job_factories:
+            job = make_job(self.sink, self.say)
+            if job is not None:
+                self._jobs.append(job)
         self.ingest: IngestServer | None = None
         self.components: list[Component] = []
+        self.metrics: MetricsServer | None = None
         self.activated = False
         self._wake = threading.Event()
         self._stopping = False
@@ -196,7 +220,25 @@ class Service:
             component = factory(self.sink)
             component.start()
             self.components.append(component)
+        self._serve_metrics()
         self.notifier.ready(self.status_line())
+
+    def _serve_metrics(self) -> None:
+        port = self.settings.metrics_port
+        if port is None:
+            return
+        from watcher.metrics import MetricsServer  # noqa: PLC0415 - only when configured
+
+        try:
+            self.metrics = MetricsServer(self, port)
+        except OSError as exc:  # the audit trail matters more than its metrics
+            self.say(
+                f"cannot serve metrics on 127.0.0.1:{port}: {exc.strerror}; set a free metrics_port"
+            )
+
+    def job_owners(self) -> list[object]:
+        """The objects behind the scheduled jobs (bound methods), for metric hooks."""
+        return [owner for job in self._jobs if (owner := getattr(job.func, "__self__", None))]
 
     def healthy(self) -> bool:
         """Every component is making progress and the scheduler runs."""
@@ -234,6 +276,8 @@ class Service:
         """Stop every part in reverse order; the log ends with ``watcher.stop``."""
         timeout = self.settings.stop_timeout_seconds
         self.notifier.stopping()
+        if self.metrics is not None:
+            self.metrics.stop()
         for component in reversed(self.components[2:]):
             self._stop_component(component, timeout / 2)
         if self.scheduler.running:
@@ -331,17 +375,23 @@ def run_service(
     settings: Settings,
     extra_components: Sequence[ComponentFactory] | None = None,
     jobs: Sequence[Job] = (),
+    job_factories: Sequence[JobFactory] | None = None,
 ) -> int:
     """Build the service and run it until it is told to stop.
 
-    ``extra_components`` defaults to `default_components(settings)`; GPU polling
-    (a job) is added unless ``settings.gpu`` is off or NVML's binding is missing.
+    ``extra_components`` defaults to `default_components(settings)`, ``job_factories``
+    to `default_job_factories(settings)`. GPU polling (a job) is added unless
+    ``settings.gpu`` is off or NVML's binding is missing.
     """
     devices = DeviceDirectory()
     slot = SourceSlot()
     if extra_components is None:
         extra_components = default_components(settings, devices=devices, slot=slot)
-    service = Service(settings, extra_components=extra_components, jobs=jobs)
+    if job_factories is None:
+        job_factories = default_job_factories(settings)
+    service = Service(
+        settings, extra_components=extra_components, jobs=jobs, job_factories=job_factories
+    )
     monitor = gpu_monitor(settings, service.submit, say=service.say, devices=devices, slot=slot)
     if monitor is not None:
         service.add_job(gpu_job(settings, monitor))

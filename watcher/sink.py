@@ -89,6 +89,10 @@ class Sink:
         # Counters (read by the service for STATUS= and tests).
         self.written = 0
         self.batches = 0
+        # Read without a lock by watcher.metrics at scrape time (only this thread writes).
+        self.taken_by_type: dict[str, int] = {}
+        self.syncs = 0
+        self.sync_seconds = 0.0
         self.dropped = 0
         self._dropped_reported = 0
         self._drop_first: str | None = None
@@ -205,6 +209,7 @@ class Sink:
         pop = self._queue.popleft
         lines = []
         refused = 0
+        by_type = self.taken_by_type
         for _ in range(min(self.batch_max, len(self._queue))):
             item = pop()
             if isinstance(item, Event):
@@ -213,6 +218,8 @@ class Sink:
                 except Exception as exc:  # one bad event must not stop the log
                     refused += 1
                     self._say(f"dropped an event that cannot be encoded: {exc!r}")
+                else:
+                    by_type[item.event_type] = by_type.get(item.event_type, 0) + 1
         self._held = lines
         self._settle(refused)
 
@@ -268,10 +275,13 @@ class Sink:
             except OSError:
                 self._say("could not remove a partial line after a failed write")
         if done and self.sync:
+            started = time.monotonic()
             try:
                 os.fdatasync(self._fd)
             except OSError as exc:
                 error = error or exc
+            self.sync_seconds += time.monotonic() - started
+            self.syncs += 1
         return done, error
 
     def _ensure_open(self) -> None:

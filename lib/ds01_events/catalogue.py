@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import msgspec
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 
 class EventType(msgspec.Struct, frozen=True):
     """One catalogue entry."""
 
     description: str
     details: tuple[str, ...] = ()
+
+    def __iter__(self) -> Iterator[str]:
+        """The detail keys: the old module's EVENT_TYPES mapped each type to a list of them."""
+        return iter(self.details)
 
 
 _CONTAINER = ("container", "container_id", "image", "attributed_by", "inferred")
@@ -112,13 +120,30 @@ EVENT_TYPES: dict[str, EventType] = {
         ("container", "action", "reason"),
     ),
     "monitoring.dcgm_restart": EventType(
-        "The watcher restarted a hung DCGM exporter.", ("reason", "attempt")
+        "The watcher restarted the DCGM exporter (hung, stale or down), or gave up"
+        " (gave_up: true) after its cap of restarts an hour; killed: the graceful stop"
+        " failed and it came to SIGKILL.",
+        (
+            "url",
+            "reason",
+            "state",
+            "attempt",
+            "method",
+            "took_s",
+            "ok",
+            "killed",
+            "gave_up",
+            "error",
+        ),
     ),
     "monitoring.scrape_failure": EventType(
-        "A DCGM exporter probe failed.", ("url", "reason", "consecutive")
+        "The DCGM exporter's state changed away from healthy (slow, stale, hung, down);"
+        " one event per change, not per probe.",
+        ("url", "state", "error", "consecutive"),
     ),
     "monitoring.dcgm_recovered": EventType(
-        "The DCGM exporter answers fully again.", ("url", "down_seconds")
+        "The DCGM exporter answers fully and on time again.",
+        ("url", "down_s", "state", "restarts"),
     ),
     "watcher.start": EventType("The watcher started.", ("version", "settings")),
     "watcher.stop": EventType("The watcher stopped.", ("version", "reason")),

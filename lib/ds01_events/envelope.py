@@ -167,13 +167,46 @@ def _shorten(value: object, excess: int) -> str:
     return raw[:keep].decode("utf-8", "ignore") + "…"
 
 
+def _replace_surrogates(text: str) -> str:
+    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+
+
+def _valid(value: Any) -> Any:
+    if isinstance(value, str):
+        return _replace_surrogates(value)
+    if isinstance(value, dict):
+        return {_replace_surrogates(str(k)): _valid(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_valid(v) for v in value]
+    return value
+
+
+def valid_text(event: Event) -> Event:
+    """The event with every surrogate in its text replaced by U+FFFD (one per byte).
+
+    Text read from a command line, a file name or the environment holds the bytes that
+    are not UTF-8 as lone surrogates (Python's surrogateescape), which UTF-8 cannot
+    encode: replacing them keeps the event (and a valid line) instead of losing it.
+    """
+    return msgspec.structs.replace(
+        event,
+        user=None if event.user is None else _replace_surrogates(event.user),
+        source=None if event.source is None else _replace_surrogates(event.source),
+        details=_valid(event.details),
+    )
+
+
 def encode_line(event: Event) -> bytes:
     """The event as one line, newline included, never over MAX_LINE_BYTES.
 
     Oversized events keep their envelope: the largest detail values are shortened
     and ``details["_truncated"]`` is set.
     """
-    line = _encoder.encode(event)
+    try:
+        line = _encoder.encode(event)
+    except UnicodeEncodeError:
+        event = valid_text(event)
+        line = _encoder.encode(event)
     if len(line) < MAX_LINE_BYTES:
         return line + b"\n"
     details = dict(event.details)

@@ -76,7 +76,7 @@ def test_rename_nocreate_rotation_under_load_loses_nothing(
     while rotations < 8:
         time.sleep(1.05)  # dateformat has one-second resolution
         result = subprocess.run(
-            ["logrotate", "-f", "-s", str(tmp_path / "state"), str(conf)],
+            ["logrotate", "-f", "-s", str(tmp_path / "logrotate.status"), str(conf)],
             capture_output=True,
             text=True,
             check=False,

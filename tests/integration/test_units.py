@@ -90,3 +90,40 @@ def test_dcgm_exporter_unit_verifies_and_stops_in_time(tmp_path: Path) -> None:
     commands = [v for k, v in service.items() if k.startswith("Exec")]
     assert not any("||" in c or "true" in c.split() for c in commands)
     assert "--label ds01.monitoring=true" in service["ExecStart"]
+
+
+def test_dcgm_exporter_unit_agrees_with_the_watchdog() -> None:
+    """Image a setting, '-' only where failure is normal, stop timeout and start limit as assumed."""
+    unit = _unit("ds01-dcgm-exporter.service")
+    service = unit["Service"]
+    settings = Settings()
+    # The image comes from an optional environment file, with a default in the unit.
+    assert service["EnvironmentFile"] == "-/etc/default/ds01-dcgm-exporter"
+    text = (UNITS / "ds01-dcgm-exporter.service").read_text()
+    assert "Environment=DCGM_EXPORTER_IMAGE=" in text
+    assert "${DCGM_EXPORTER_IMAGE}" in service["ExecStart"]
+    # Removing a leftover container may fail (none there); starting and stopping must not.
+    assert service["ExecStartPre"].startswith("-/usr/bin/docker rm -f ds01-dcgm-exporter")
+    assert service["ExecStopPost"].startswith("-/usr/bin/docker rm -f ds01-dcgm-exporter")
+    assert not service["ExecStart"].startswith("-")
+    assert not service["ExecStop"].startswith("-")
+    # The watchdog's Docker-API path waits as long as the unit's docker stop before a kill.
+    stop_wait = int(service["ExecStop"].split("-t ")[1].split()[0])
+    assert stop_wait == settings.dcgm_stop_timeout
+    assert settings.dcgm_container in service["ExecStop"]
+    assert settings.dcgm_unit == "ds01-dcgm-exporter.service"
+    # The watcher's restarts count towards the start limit: its cap alone never trips it.
+    assert int(unit["Unit"]["StartLimitBurst"]) > settings.dcgm_restarts_per_hour
+    # The exporter's collect interval (ms) is the one the watcher assumes (s).
+    assert "-c 30000" in text
+    assert settings.dcgm_collect_interval == 30
+    assert f"127.0.0.1:{settings.dcgm_url.split(':')[-1].split('/')[0]}" in service["ExecStart"]  # type: ignore[union-attr]
+
+
+def test_dcgm_exporter_defaults_file_is_commented_examples() -> None:
+    """deploy/default/ds01-dcgm-exporter names the settings the unit reads, all commented."""
+    text = (UNITS.parent / "default" / "ds01-dcgm-exporter").read_text()
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert all(line.startswith("#") for line in lines)
+    assert "#DCGM_EXPORTER_IMAGE=" in text
+    assert "#DCGM_EXPORTER_ARGS=" in text

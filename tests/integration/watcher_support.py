@@ -74,6 +74,8 @@ class Watcher:
             str(self.spool),
             "--state-dir",
             str(self.root / "state"),
+            # Nothing probes a DCGM exporter unless a test asks: 127.0.0.1:9400 is not ours.
+            *([] if "--dcgm-url" in self.extra_args else ["--dcgm-url", "off"]),
             *self.extra_args,
         ]
 

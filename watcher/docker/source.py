@@ -148,6 +148,7 @@ class DockerSource:
         self.refused = 0
         self.duplicates = 0
         self.gaps = 0
+        self.connects = 0
         self.latencies_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
         self.read_latencies_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
 
@@ -325,6 +326,7 @@ class DockerSource:
             self.latencies_ms.append((time.time_ns() - event_nano) / 1e6)
 
     def _on_connected(self, marker: Connected) -> None:
+        self.connects += 1
         self._facts.find_docker_root()
         first = self._next(REPLAY_WAIT_S)
         if isinstance(first, Connected):  # that subscription died at once: use the new one
