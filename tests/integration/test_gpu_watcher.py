@@ -14,6 +14,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -128,10 +129,20 @@ class Scenario:
         self.fake.write(devices + self.on_gpus + extra)
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def _start(make_watcher: Callable[..., Watcher], fake: FakeNvml, tmp_path: Path) -> Scenario:
     inventory = tmp_path / "workload-inventory.json"
+    config = tmp_path / "watcher.toml"
+    config.write_text(f"metrics_port = {_free_port()}\n")
     watcher = make_watcher(
         extra=[
+            "--config",
+            str(config),
             "--gpu-interval",
             "0.5",
             "--gpu-timeout",
@@ -204,6 +215,11 @@ def _check_detections(
     assert data["containers"][managed.id[:12]]["origin"] == "ds01-managed"
     assert data["containers"][plain.id[:12]]["origin"] == "raw-docker"
     assert data["containers"][plain.id[:12]]["has_gpu"] is True
+
+
+def config_port(config: Path) -> str:
+    """The metrics port written into the test's config file."""
+    return config.read_text().split("=")[1].strip()
 
 
 def _status(pid: int) -> dict[str, str]:
@@ -293,6 +309,12 @@ def test_every_kind_of_gpu_use_attributed_once(
         run.show(f"proc 1 pid={host_process.pid} memory=na\n")
         _check_detections(run, managed, plain, elsewhere, host_process.pid)
         _check_gpus_command(run, managed, plain, host_process.pid)
+        port = int(config_port(tmp_path / "watcher.toml"))
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            metrics = answer.read().decode()
+        assert 'ds01_gpu_processes{class="host_process"} 2.0' in metrics
+        assert 'ds01_gpu_processes{class="managed_container"} 2.0' in metrics
+        assert 'ds01_gpu_processes{class="unmanaged_container"} 1.0' in metrics
         rss_kib = int(_status(run.watcher.proc.pid)["VmRSS"].split()[0])  # type: ignore[union-attr]
         assert rss_kib < 80 * 1024, rss_kib
         assert wait_for(lambda: len(run.logged("detection.host_gpu_process")) == 3, 10)

@@ -110,6 +110,12 @@ def test_each_detection_once_with_users_devices_and_classes(tmp_path):
     assert lines == []
     classes = {p.pid: p.klass for p in monitor.last_classified}
     assert classes == {301: "managed_container", 302: "unmanaged_container", 100: "host_process"}
+    assert monitor.gpu_process_counts() == {
+        "managed_container": 1,
+        "unmanaged_container": 1,
+        "host_process": 1,
+        "infrastructure": 0,
+    }
 
 
 def test_host_exit_once_and_inventory(tmp_path):

@@ -119,6 +119,18 @@ class GpuMonitor:
         count = len(self.last_classified)
         return f"GPU: {count} process{'' if count == 1 else 'es'} ({hosts} on the host)"
 
+    def gpu_process_counts(self) -> dict[str, int]:
+        """Processes on GPUs at the last successful poll, by class (the metrics hook).
+
+        A process on several devices counts once.
+        """
+        classes = ("managed_container", "unmanaged_container", "host_process", "infrastructure")
+        pids: dict[str, set[int]] = {klass: set() for klass in classes}
+        for process in self.last_classified:
+            if process.klass in pids:
+                pids[process.klass].add(process.pid)
+        return {klass: len(found) for klass, found in pids.items()}
+
     def poll_once(self) -> None:
         """One poll: events for what changed, then the inventory. Never raises."""
         try:
