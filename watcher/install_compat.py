@@ -6,7 +6,7 @@ module file of that name in that directory is found before any package, so the f
 placed there is a loader, not a copy: imported, it loads the ``ds01_events`` package
 installed in the venv under the same name and puts it in ``sys.modules`` in its own
 place (the import statement hands back whatever ``sys.modules`` holds once the file
-has run); run as a program, it hands its arguments to the venv's ``ds01-log``.
+has run); run as a program, it hands its arguments to ``python -m ds01_events`` in the venv.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ _TEMPLATE = '''\
 Installed by `ds01-watcher install --compat`; removed by `ds01-watcher uninstall`.
 Nothing here is a copy: imported, this file loads the ds01_events package of
 {venv} in its own place; run as `python3 ds01_events.py log TYPE key=value ...`
-it runs that venv's ds01-log with the same arguments.
+it runs that venv's `python -m ds01_events` with the same arguments.
 """
 
 import os
@@ -52,11 +52,9 @@ def _load():
 
 
 def _main(args):
-    if args[:1] == ["types"]:
-        os.execv(_VENV + "/bin/ds01-events", ["ds01-events", "types"])
-    if args[:1] == ["log"]:
-        args = args[1:]
-    os.execv(_VENV + "/bin/ds01-log", ["ds01-log", *args])
+    # The old command line (log, types), as ds01_events.legacy.main keeps it.
+    python = _VENV + "/bin/python"
+    os.execv(python, [python, "-m", "ds01_events", *args])
 
 
 if __name__ == "__main__":

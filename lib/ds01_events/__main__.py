@@ -1,13 +1,10 @@
-"""``python -m ds01_events log ...``: the same as ``ds01-log ...``."""
+"""``python -m ds01_events log ...``: the old module's command line (see `legacy.main`)."""
 
 from __future__ import annotations
 
 import sys
 
-from ds01_events.cli_log import main
+from ds01_events.legacy import main
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    if args[:1] == ["log"]:
-        args = args[1:]
-    sys.exit(main(args))
+    sys.exit(main())

@@ -97,8 +97,10 @@ _ds01_log_event() {
   for _item in "$@"; do
     _key=${_item%%=*}
     if [[ $_key == "$_item" || -z $_key ]]; then
-      _ds01_warn "$_type" "detail '$_item' is not key=value" "Fix the call."
-      return 0
+      # As the library this replaces did: drop the bad item, keep the event.
+      printf "ds01-events: event %s: ignoring detail '%s' (not key=value). Fix the call.\n" \
+        "$_type" "$_item" >&2
+      continue
     fi
     _value=${_item#*=}
     if [[ $_key == *: ]]; then

@@ -36,4 +36,22 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from ds01_events.cli_log import main as log_main  # noqa: PLC0415
 
-    return log_main(args[1:] if args[:1] == ["log"] else args)
+    args = args[1:] if args[:1] == ["log"] else args
+    return log_main([*args[:1], *_well_formed(args[1:])])
+
+
+def _well_formed(items: list[str]) -> list[str]:
+    """The detail items that are key=value; the others are dropped with a warning.
+
+    The old command line ignored such an item and logged the event; ``ds01-log``
+    refuses the whole call, which would lose events from unedited ``at`` jobs.
+    """
+    kept = []
+    for item in items:
+        if item.partition("=")[0] and "=" in item:
+            kept.append(item)
+        else:
+            sys.stderr.write(
+                f"ds01_events.py: ignoring malformed argument {item!r} (expected key=value)\n"
+            )
+    return kept

@@ -68,7 +68,19 @@ def test_broken_setup_never_stops_a_strict_script(tmp_path):
     assert out.returncode == 0
     assert out.stdout.strip() == "reached-the-end"
     assert "not recorded" in out.stderr
-    assert len(out.stderr.splitlines()) == 4
+    assert "ignoring detail 'no_equals_sign'" in out.stderr
+    # 4 events not recorded (nowhere to write, or no type), one ignored detail
+    assert len(out.stderr.splitlines()) == 5
+
+
+def test_a_detail_without_equals_is_ignored_and_the_event_kept(tmp_path):
+    """As the old library did, an item with no '=' is dropped with a warning, not the event."""
+    out = run_bash("log_event maintenance.cleanup alice '' stray a=1 '=x'", tmp_path)
+    assert out.returncode == 0
+    (event,) = events(tmp_path / "events.jsonl")
+    assert event["details"] == {"a": "1"}
+    assert event["user"] == "alice"
+    assert out.stderr.count("ignoring detail") == 2
 
 
 def test_no_variables_leak_into_the_caller(tmp_path):

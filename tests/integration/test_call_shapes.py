@@ -216,3 +216,35 @@ print(ok)
     assert third["details"] == {"ratio": None, "big": None}
     assert fourth["user"] == "caf\ufffd"
     assert fourth["details"]["path"] == "/home/x/caf\ufffd"
+
+
+def test_old_log_command_ignores_a_malformed_item_and_keeps_the_event(tmp_path):
+    """`python3 -m ds01_events log T stray k=v`: the stray item is dropped with a warning, as before."""
+    argv = [
+        sys.executable,
+        "-m",
+        "ds01_events",
+        "log",
+        "maintenance.cleanup",
+        "user=alice",
+        "stray",
+        "k=v",
+    ]
+    out = subprocess.run(argv, env=env_for(tmp_path), capture_output=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    assert b"ignoring malformed argument 'stray'" in out.stderr
+    (event,) = lines(tmp_path / "events.jsonl")
+    assert event["user"] == "alice"
+    assert event["details"] == {"k": "v"}
+
+
+def test_old_types_command_lists_the_catalogue(tmp_path):
+    """`python3 -m ds01_events types` prints the catalogue, as the old module's command did."""
+    out = subprocess.run(
+        [sys.executable, "-m", "ds01_events", "types"],
+        env=env_for(tmp_path),
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    assert b"auth.denied" in out.stdout
