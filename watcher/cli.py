@@ -19,6 +19,9 @@ _FLAGS = (
     ("--spool-dir", "spool_dir", "the spool directory (default /var/spool/ds01/events)"),
     ("--docker-host", "docker_host", "Docker engine URL (default unix:///var/run/docker.sock)"),
     ("--gpu", "gpu", "GPU polling: auto or off"),
+    ("--gpu-interval", "gpu_interval_seconds", "seconds between GPU polls (default 30)"),
+    ("--gpu-timeout", "gpu_timeout_seconds", "seconds an NVML poll may take (default 10)"),
+    ("--inventory-file", "inventory_file", "the workload inventory (default in the state dir)"),
     ("--dcgm-url", "dcgm_url", "DCGM exporter metrics URL, or off"),
     ("--dcgm-interval", "dcgm_interval", "seconds between exporter probes (default 30)"),
     ("--dcgm-timeout", "dcgm_timeout", "seconds for a whole exporter answer (default 10)"),
@@ -40,7 +43,7 @@ _FLAGS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Build the command line: ``run`` and ``show-config``, both taking the settings flags."""
+    """Build the command line: run, show-config, gpus, doctor and the installer's commands."""
     parser = argparse.ArgumentParser(
         prog="ds01-watcher",
         description="The ds01 audit trail's service: the single writer of the event log.",
@@ -49,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="run the service until SIGTERM/SIGINT")
     show = commands.add_parser("show-config", help="print the settings run would use, as JSON")
+    gpus = commands.add_parser(
+        "gpus",
+        help="who holds each GPU and MIG device now (instead of nvidia-smi); no watcher needed",
+    )
+    gpus.add_argument("--json", action="store_true", help="print JSON for scripts")
     doctor = commands.add_parser(
         "doctor", help="check the installation's health, each with its fix"
     )
@@ -59,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     from watcher.install import add_parsers  # noqa: PLC0415 - keeps --help fast
 
     add_parsers(commands)
-    for sub in (run, show, doctor):
+    for sub in (run, show, gpus, doctor):
         for flag, dest, text in _FLAGS:
             choices = ("auto", "off") if dest == "gpu" else None
             sub.add_argument(flag, dest=dest, help=text, choices=choices)
@@ -88,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "show-config":
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(settings)).decode() + "\n")
         return 0
+    if args.command == "gpus":
+        from watcher.gpu.command import show_gpus  # noqa: PLC0415 - keeps --help fast
+
+        return show_gpus(settings, as_json=args.json)
     if args.command == "doctor":
         from watcher.doctor import run_doctor  # noqa: PLC0415
 

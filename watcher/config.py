@@ -47,6 +47,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     spool_dir: str = SYSTEM_PATHS["spool_dir"]
     docker_host: str = "unix:///var/run/docker.sock"
     gpu: Literal["auto", "off"] = "auto"
+    # Seconds between NVML polls, and how long one may take before it counts as hung.
+    gpu_interval_seconds: float = 30.0
+    gpu_timeout_seconds: float = 10.0
+    # The workload inventory dashboards read; empty: <state_dir>/workload-inventory.json.
+    inventory_file: str = ""
     dcgm_url: str | None = "http://127.0.0.1:9400/metrics"
     # The DCGM exporter watchdog (seconds unless said otherwise); docs/watcher.md.
     dcgm_interval: float = 30.0  # between probes
@@ -83,7 +88,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         if self.rate_per_second < 0 or self.rate_burst < 1:
             msg = "rate_per_second must be >= 0 and rate_burst >= 1"
             raise ConfigError(msg)
-        for field in ("reject_window_seconds", "spool_interval_seconds", "stop_timeout_seconds"):
+        for field in (
+            "reject_window_seconds",
+            "spool_interval_seconds",
+            "stop_timeout_seconds",
+            "gpu_interval_seconds",
+            "gpu_timeout_seconds",
+        ):
             if getattr(self, field) <= 0:
                 raise ConfigError(f"{field} must be greater than 0")
         self._check_dcgm()
@@ -126,6 +137,8 @@ ENV_VARS = {
     "DS01_EVENTS_SPOOL": "spool_dir",
     "DS01_DOCKER_HOST": "docker_host",
     "DS01_GPU": "gpu",
+    "DS01_GPU_INTERVAL": "gpu_interval_seconds",
+    "DS01_INVENTORY_FILE": "inventory_file",
     "DS01_DCGM_URL": "dcgm_url",
     "DS01_LOG_GROUP": "log_group",
     "DS01_METRICS_PORT": "metrics_port",
@@ -191,6 +204,9 @@ def load_settings(
     except msgspec.ValidationError as exc:
         msg = f"invalid setting: {exc}"
         raise ConfigError(msg) from exc
+    if not settings.inventory_file:
+        inventory = str(Path(settings.state_dir) / "workload-inventory.json")
+        settings = msgspec.structs.replace(settings, inventory_file=inventory)
     return settings, notes
 
 

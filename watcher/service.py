@@ -24,6 +24,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from ds01_events.envelope import make_event
 from watcher import __version__
 from watcher.docker.source import DockerSource
+from watcher.gpu.directory import DeviceDirectory
+from watcher.gpu.wiring import SourceSlot, gpu_monitor
 from watcher.intake.ingest import IngestServer, RejectCounter, open_ingest_socket
 from watcher.intake.ratelimit import RateLimiter
 from watcher.intake.spool import SpoolDrain, ensure_spool_dir
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from types import FrameType
 
     from watcher.config import Settings
+    from watcher.gpu.monitor import GpuMonitor
     from watcher.metrics import MetricsServer
 
 # Builds one extra part (the Docker event source) around the sink's submit.
@@ -45,11 +48,20 @@ ComponentFactory = Callable[[EventLog], Component]
 JobFactory = Callable[[EventLog, Callable[[str], None]], "Job | None"]
 
 
-def default_components(settings: Settings) -> list[ComponentFactory]:
-    """Return the extra parts `ds01-watcher run` starts after the sink and ingest."""
+def default_components(
+    settings: Settings,
+    *,
+    devices: DeviceDirectory | None = None,
+    slot: SourceSlot | None = None,
+) -> list[ComponentFactory]:
+    """Return the extra parts `ds01-watcher run` starts after the sink and ingest.
+
+    ``devices`` lets gpu.allocate/gpu.release name NVML's devices; ``slot`` receives
+    the Docker source, for the GPU job's container facts.
+    """
 
     def docker_source(log: EventLog) -> Component:
-        return DockerSource(
+        source = DockerSource(
             log.submit,
             state_dir=Path(settings.state_dir),
             docker_host=settings.docker_host,
@@ -57,7 +69,11 @@ def default_components(settings: Settings) -> list[ComponentFactory]:
             already_logged=read_recent_events(Path(settings.events_file)),
             # The cursor moves only past events on disk: kill -9 loses nothing queued.
             wait_durable=log.wait_durable,
+            resolve_devices=devices.resolve if devices is not None else None,
         )
+        if slot is not None:
+            slot.source = source
+        return source
 
     return [docker_source]
 
@@ -140,6 +156,8 @@ class Service:
         self._stopping = False
         self._stop_reason = "stopped"
         self._hup = threading.Event()
+        # More STATUS= text from jobs (GPU polling: what the last poll saw).
+        self.status_parts: list[Callable[[], str | None]] = []
 
     def add_job(self, job: Job) -> None:
         """Plug a periodic job in before `run` (GPU poll, DCGM probe, reconciliation)."""
@@ -234,6 +252,13 @@ class Service:
         )
         if self.sink.failing:
             line += f"; log not writable: {self.sink.failing}"
+        for part in self.status_parts:
+            try:
+                text = part()
+            except Exception:  # a status helper must not cost the watchdog ping
+                text = None
+            if text:
+                line += f"; {text}"
         return line
 
     def request_stop(self, reason: str = "stopped") -> None:
@@ -355,12 +380,25 @@ def run_service(
     """Build the service and run it until it is told to stop.
 
     ``extra_components`` defaults to `default_components(settings)`, ``job_factories``
-    to `default_job_factories(settings)`.
+    to `default_job_factories(settings)`. GPU polling (a job) is added unless
+    ``settings.gpu`` is off or NVML's binding is missing.
     """
+    devices = DeviceDirectory()
+    slot = SourceSlot()
     if extra_components is None:
-        extra_components = default_components(settings)
+        extra_components = default_components(settings, devices=devices, slot=slot)
     if job_factories is None:
         job_factories = default_job_factories(settings)
-    return Service(
+    service = Service(
         settings, extra_components=extra_components, jobs=jobs, job_factories=job_factories
-    ).run()
+    )
+    monitor = gpu_monitor(settings, service.submit, say=service.say, devices=devices, slot=slot)
+    if monitor is not None:
+        service.add_job(gpu_job(settings, monitor))
+        service.status_parts.append(monitor.status)
+    return service.run()
+
+
+def gpu_job(settings: Settings, monitor: GpuMonitor) -> Job:
+    """The GPU poll as a job: at start (so a missing NVML is said at once), then each interval."""
+    return Job("gpu-poll", monitor.poll_once, settings.gpu_interval_seconds, run_at_start=True)

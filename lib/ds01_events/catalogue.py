@@ -26,7 +26,31 @@ class EventType(msgspec.Struct, frozen=True):
 
 
 _CONTAINER = ("container", "container_id", "image", "attributed_by", "inferred")
-_GPU = ("container", "container_id", "gpu_devices", "attributed_by", "inferred")
+# Once NVML is known, gpu.* also name the resolved devices: ``devices`` (each with
+# gpu_index, gpu_uuid, mig_uuid, mig_profile), and those four flat for one device.
+_DEVICE = ("gpu_index", "gpu_uuid", "mig_uuid", "mig_profile")
+_GPU = (
+    "container",
+    "container_id",
+    "gpu_devices",
+    "attributed_by",
+    "inferred",
+    "devices",
+    *_DEVICE,
+)
+_HOST_GPU = ("user", "uid", "attributed_by", "pid", "command", *_DEVICE, "used_memory_mib")
+_SEEN = (
+    "container",
+    "container_id",
+    "image",
+    "user",
+    "attributed_by",
+    "class",
+    *_DEVICE,
+    "pid",
+    "used_memory_mib",
+    "gpu_devices",
+)
 
 EVENT_TYPES: dict[str, EventType] = {
     "container.create": EventType(
@@ -55,15 +79,34 @@ EVENT_TYPES: dict[str, EventType] = {
         "A user was refused an action by a wrapper script.", ("action", "reason")
     ),
     "detection.unmanaged_container": EventType(
-        "A container holds GPU devices without the managed marker.",
-        (*_CONTAINER, "gpu_devices"),
+        "A container without the managed marker uses GPUs: seen computing on a GPU or MIG"
+        " device by GPU polling (seen: true, with the device and pid; once per container and"
+        " device while it runs), or, while NVML is not known, holding GPU devices by its"
+        " configuration at start (seen: false). Each container is flagged once.",
+        (*_SEEN, "seen", "inferred"),
+    ),
+    "detection.gpu_mismatch": EventType(
+        "A container was seen computing on a GPU or MIG device its configuration does not"
+        " give it (gpu_devices: what it was given).",
+        _SEEN,
     ),
     "detection.host_gpu_process": EventType(
-        "A process uses a GPU straight from the host (LOG-03).",
-        ("pid", "command", "gpu_uuid", "mig_uuid", "used_memory_mib"),
+        "A process uses a GPU straight from the host, outside any container (LOG-03).",
+        _HOST_GPU,
     ),
     "detection.host_gpu_process_exited": EventType(
-        "A host GPU process reported earlier has ended.", ("pid", "gpu_uuid", "mig_uuid")
+        "A host GPU process reported earlier is no longer on its device; ran_s: how long"
+        " the polls saw it run.",
+        (*_HOST_GPU, "ran_s"),
+    ),
+    "detection.gpu_lost": EventType(
+        "NVML answered GPU_IS_LOST for a GPU: gone until a reset or reboot (once per boot).",
+        ("gpu_index", "gpu_uuid", "gpu_name"),
+    ),
+    "monitoring.nvml_unresponsive": EventType(
+        "An NVML poll did not return within its deadline; it is left running and no other"
+        " starts until it returns (once per stuck poll).",
+        ("timeout_s", "action"),
     ),
     "detection.container_discovered": EventType(
         "Reconciliation found a container the event stream did not report.", _CONTAINER

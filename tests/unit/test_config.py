@@ -130,3 +130,35 @@ def test_cli_show_config_and_help(tmp_path: Path) -> None:
     )
     assert bad.returncode == 2
     assert "does not exist" in bad.stderr
+
+
+def test_gpu_settings_defaults_and_overrides(tmp_path: Path) -> None:
+    """GPU polling: auto every 30 s by default; the interval from env or flag; bad ones refused."""
+    missing = str(tmp_path / "none.toml")
+    settings, _ = load_settings({"config": None}, {"DS01_WATCHER_CONFIG": ""}, **ROOTISH)
+    assert (settings.gpu, settings.gpu_interval_seconds) == ("auto", 30.0)
+    assert settings.inventory_file == "/var/lib/ds01/workload-inventory.json"
+    config = _write(tmp_path / "w.toml", "")
+    settings, _ = load_settings(
+        {"config": config, "gpu_interval_seconds": "5", "gpu": "off"},
+        {"DS01_GPU_INTERVAL": "7"},
+        **ROOTISH,
+    )
+    assert (settings.gpu, settings.gpu_interval_seconds) == ("off", 5.0)
+    settings, _ = load_settings({"config": config}, {"DS01_GPU_INTERVAL": "7"}, **ROOTISH)
+    assert settings.gpu_interval_seconds == 7.0
+    with pytest.raises(ConfigError, match="gpu_interval_seconds"):
+        load_settings({"config": config, "gpu_interval_seconds": "0"}, {}, **ROOTISH)
+    with pytest.raises(ConfigError):
+        load_settings({"config": missing}, {}, **ROOTISH)
+
+
+def test_inventory_follows_the_state_dir(tmp_path: Path) -> None:
+    """Without its own setting the inventory sits in the state directory in use."""
+    config = _write(tmp_path / "w.toml", f'state_dir = "{tmp_path / "state"}"\n')
+    settings, _ = load_settings({"config": config}, {}, **ROOTISH)
+    assert settings.inventory_file == str(tmp_path / "state" / "workload-inventory.json")
+    settings, _ = load_settings(
+        {"config": config, "inventory_file": str(tmp_path / "inv.json")}, {}, **ROOTISH
+    )
+    assert settings.inventory_file == str(tmp_path / "inv.json")

@@ -70,3 +70,19 @@ def test_odd_shapes_do_not_raise():
     """Missing or null fields count as no devices."""
     assert gpu_devices({}) == []
     assert gpu_devices({"Config": None, "HostConfig": {"DeviceRequests": None}}) == []
+
+
+def test_device_nodes_are_a_gpu_signal():
+    """HostConfig.Devices mapping /dev/nvidiaN counts; the control and UVM nodes do not."""
+    inspect = {
+        "HostConfig": {
+            "Devices": [
+                {"PathOnHost": "/dev/nvidia1", "PathInContainer": "/dev/nvidia1"},
+                {"PathOnHost": "/dev/nvidiactl", "PathInContainer": "/dev/nvidiactl"},
+                {"PathOnHost": "/dev/nvidia-uvm", "PathInContainer": "/dev/nvidia-uvm"},
+                {"PathOnHost": "/dev/nvidia-caps/nvidia-cap1"},
+                "not a mapping",
+            ]
+        }
+    }
+    assert gpu_devices(inspect) == ["/dev/nvidia1"]

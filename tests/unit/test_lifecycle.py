@@ -185,3 +185,49 @@ def test_simple_actions_and_unknown_container_falls_back_to_attributes():
 def test_timestamp_exact_microseconds():
     """The event timeNano becomes a fixed-width UTC timestamp truncated to microseconds."""
     assert timestamp_from_nanos(1_795_317_630_000_001_999) == "2026-11-22T03:20:30.000001Z"
+
+
+def test_allocate_and_release_carry_resolved_devices():
+    """Once NVML is known, a configured MIG UUID becomes GPU index, GPU UUID and profile."""
+    device = {"gpu_index": 0, "gpu_uuid": "GPU-a", "mig_uuid": "MIG-1", "mig_profile": "3g.40gb"}
+    asked = []
+
+    def resolve(ids):
+        asked.append(list(ids))
+        return [device]
+
+    life = ContainerLifecycle(resolve_devices=resolve)
+    gpu = insp(env=["NVIDIA_VISIBLE_DEVICES=MIG-1"])
+    life.handle(ev("create", 1), gpu)
+    allocate = next(e for e in life.handle(ev("start", 2)) if e.event_type == "gpu.allocate")
+    assert allocate.details["devices"] == [device]
+    assert (allocate.details["gpu_index"], allocate.details["mig_profile"]) == (0, "3g.40gb")
+    assert allocate.details["gpu_devices"] == ["MIG-1"]
+    release = life.handle(ev("die", 3, exitCode="0"), {**gpu, "State": {"ExitCode": 0}})[-1]
+    assert (release.event_type, release.details["gpu_uuid"]) == ("gpu.release", "GPU-a")
+    assert asked == [["MIG-1"], ["MIG-1"]]
+
+
+def test_devices_not_resolved_while_nvml_is_unknown():
+    """Without NVML (resolver answers None): the configuration only, and the flag from it."""
+    life = ContainerLifecycle(resolve_devices=lambda _ids: None)
+    life.handle(ev("create", 1), insp(env=["NVIDIA_VISIBLE_DEVICES=0"]))
+    allocate, flag = life.handle(ev("start", 2))[-2:]
+    assert "devices" not in allocate.details
+    assert allocate.details["gpu_devices"] == ["0"]
+    assert (flag.event_type, flag.details["seen"]) == ("detection.unmanaged_container", False)
+    assert life.containers[CID].unmanaged_flagged is True
+    life.handle(
+        ev("die", 3, exitCode="0"),
+        {**insp(env=["NVIDIA_VISIBLE_DEVICES=0"]), "State": {"ExitCode": 0}},
+    )
+    assert life.containers[CID].unmanaged_flagged is True  # kept across a fresh inspect
+
+
+def test_no_flag_from_configuration_once_nvml_is_known():
+    """With NVML known, an unmanaged holder is left to GPU polling: flagged when seen."""
+    device = {"gpu_index": 0, "gpu_uuid": "GPU-a", "mig_uuid": None, "mig_profile": None}
+    life = ContainerLifecycle(resolve_devices=lambda _ids: [device])
+    life.handle(ev("create", 1), insp(env=["NVIDIA_VISIBLE_DEVICES=0"]))
+    assert types(life.handle(ev("start", 2))) == ["container.start", "gpu.allocate"]
+    assert life.containers[CID].unmanaged_flagged is False

@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 from ds01_events.envelope import Event, make_event
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from watcher.docker.known_container import KnownContainer
+
+    # Configured identifiers to resolved devices (dicts of detail keys); None while
+    # NVML is not known.
+    DeviceResolver = Callable[[Sequence[str]], list[dict[str, Any]] | None]
 
 SOURCE = "ds01-watcher"
 _STOP_SIGNALS = frozenset({"15", "SIGTERM", "TERM"})
@@ -47,12 +53,44 @@ def container_event(
     )
 
 
+def device_details(configured: Sequence[str], resolve: DeviceResolver | None) -> dict[str, Any]:
+    """The configured devices as NVML knows them, once it does (else nothing).
+
+    ``devices`` lists each as gpu_index, gpu_uuid, mig_uuid and mig_profile; with
+    exactly one device those four keys are also given flat, for simple queries.
+    """
+    if resolve is None:
+        return {}
+    try:
+        devices = resolve(configured)
+    except Exception:  # a broken resolver must not cost the Docker event
+        return {}
+    if devices is None:
+        return {}
+    details: dict[str, Any] = {"devices": devices}
+    if len(devices) == 1:
+        details.update(devices[0])
+    return details
+
+
 def holding_events(
-    container_id: str, known: KnownContainer, *, timestamp: str | None, inferred: bool = False
+    container_id: str,
+    known: KnownContainer,
+    *,
+    timestamp: str | None,
+    inferred: bool = False,
+    resolve: DeviceResolver | None = None,
 ) -> list[Event]:
-    """List what a GPU holder's start adds: gpu.allocate, maybe an unmanaged flag."""
+    """List what a GPU holder's start adds: gpu.allocate, maybe an unmanaged flag.
+
+    While NVML is not known (no GPU polling, no driver, no poll yet) a holder without
+    the managed marker is flagged from its configuration, and ``known`` remembers it.
+    Once NVML is known, GPU polling flags it when it is seen computing instead (and
+    skips one already flagged here), so each container is flagged once.
+    """
     if not known.gpu_devices:
         return []
+    devices = device_details(known.gpu_devices, resolve)
     events = [
         container_event(
             "gpu.allocate",
@@ -61,9 +99,11 @@ def holding_events(
             timestamp=timestamp,
             inferred=inferred,
             gpu_devices=list(known.gpu_devices),
+            **devices,
         )
     ]
-    if not known.managed and not known.infrastructure:
+    if not devices and not known.managed and not known.infrastructure:
+        known.unmanaged_flagged = True
         events.append(
             container_event(
                 "detection.unmanaged_container",
@@ -72,13 +112,19 @@ def holding_events(
                 timestamp=timestamp,
                 inferred=inferred,
                 gpu_devices=list(known.gpu_devices),
+                seen=False,
             )
         )
     return events
 
 
 def release_events(
-    container_id: str, known: KnownContainer, *, timestamp: str | None, inferred: bool = False
+    container_id: str,
+    known: KnownContainer,
+    *,
+    timestamp: str | None,
+    inferred: bool = False,
+    resolve: DeviceResolver | None = None,
 ) -> list[Event]:
     """gpu.release for a GPU-holding container that stopped."""
     if not known.gpu_devices:
@@ -91,6 +137,7 @@ def release_events(
             timestamp=timestamp,
             inferred=inferred,
             gpu_devices=list(known.gpu_devices),
+            **device_details(known.gpu_devices, resolve),
         )
     ]
 

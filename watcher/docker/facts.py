@@ -147,5 +147,6 @@ class ContainerFacts:
                 continue
             fresh = known_from_inspect(inspect, user_by_uid=user_by_uid)
             fresh.running = running
+            fresh.unmanaged_flagged = before is not None and before.unmanaged_flagged
             current[cid] = fresh
         return current

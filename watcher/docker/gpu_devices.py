@@ -5,13 +5,17 @@ Sources, all merged in this order with duplicates dropped:
 positive count without IDs is kept as ``count:N``), ``NVIDIA_VISIBLE_DEVICES`` and
 ``CUDA_VISIBLE_DEVICES`` in ``Config.Env`` (UUIDs, ``MIG-...``, indices or ``all``;
 ``void``/``none``/empty mean none), and the labels ``ds01.gpu.uuids``,
-``ds01.gpu.uuid``, ``ds01.gpu.allocated`` and ``ds01.gpu_slot``. Identifiers are kept
-exactly as given. ``HostConfig.Runtime == "nvidia"`` alone is not a GPU signal: it is
-the default runtime on GPU servers.
+``ds01.gpu.uuid``, ``ds01.gpu.allocated`` and ``ds01.gpu_slot``, and last
+``HostConfig.Devices`` entries mapping a GPU's device node ``/dev/nvidiaN`` (existing
+tooling on these servers passes GPUs that way; ``/dev/nvidiactl``, ``-uvm`` and
+``-caps`` name no GPU). Identifiers are kept exactly as given.
+``HostConfig.Runtime == "nvidia"`` alone is not a GPU signal: it is the default
+runtime on GPU servers.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -20,6 +24,7 @@ if TYPE_CHECKING:
 _ENV_KEYS = ("NVIDIA_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES")
 _LABEL_KEYS = ("ds01.gpu.uuids", "ds01.gpu.uuid", "ds01.gpu.allocated", "ds01.gpu_slot")
 _NONE = frozenset({"", "void", "none", "no", "false"})
+_GPU_NODE = re.compile(r"^/dev/nvidia\d{1,4}$")
 
 
 def _split(value: str) -> list[str]:
@@ -68,6 +73,17 @@ def _from_labels(labels: Mapping[str, str]) -> list[str]:
     return found
 
 
+def _from_device_nodes(devices: Iterable[Mapping[str, Any]]) -> list[str]:
+    found: list[str] = []
+    for device in devices:
+        if not isinstance(device, dict):
+            continue
+        path = str(device.get("PathOnHost") or "")
+        if _GPU_NODE.match(path):
+            found.append(path)
+    return found
+
+
 def gpu_devices(inspect: Mapping[str, Any]) -> list[str]:
     """GPU/MIG device identifiers the container holds, in source order, de-duplicated.
 
@@ -79,5 +95,6 @@ def gpu_devices(inspect: Mapping[str, Any]) -> list[str]:
         *_from_device_requests(host_config.get("DeviceRequests") or []),
         *_from_env(config.get("Env") or []),
         *_from_labels(config.get("Labels") or {}),
+        *_from_device_nodes(host_config.get("Devices") or []),
     ]
     return list(dict.fromkeys(found))

@@ -41,6 +41,8 @@ class KnownContainer(msgspec.Struct, kw_only=True, omit_defaults=True):
     stop_signal: str | None = None
     exit_code: int | None = None
     oom_killed: bool | None = None
+    # Flagged as unmanaged from its configuration (NVML was not known at its start).
+    unmanaged_flagged: bool = False
 
 
 def known_from_inspect(

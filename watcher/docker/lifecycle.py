@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from ds01_events.envelope import Event
+    from watcher.docker.container_events import DeviceResolver
 
 HANDLED_ACTIONS = frozenset(
     {
@@ -62,9 +63,12 @@ class ContainerLifecycle:
         containers: dict[str, KnownContainer] | None = None,
         *,
         user_by_uid: Callable[[int], str | None] | None = None,
+        resolve_devices: DeviceResolver | None = None,
     ) -> None:
         self.containers: dict[str, KnownContainer] = dict(containers or {})
         self.user_by_uid = user_by_uid
+        # Configured GPU identifiers to NVML's devices, for gpu.allocate / gpu.release.
+        self.resolve_devices = resolve_devices
         # Per container since its last start: first kill signal ("" when forged), last signal.
         self._first_kill: dict[str, str] = {}
         self._last_signal: dict[str, str | None] = {}
@@ -125,6 +129,7 @@ class ContainerLifecycle:
             known = known_from_inspect(inspect, user_by_uid=self.user_by_uid)
             if previous is not None:
                 known.running = previous.running
+                known.unmanaged_flagged = previous.unmanaged_flagged
         elif previous is not None:
             known = previous
         else:
@@ -178,7 +183,7 @@ class ContainerLifecycle:
         self._oom.discard(cid)
         return [
             container_event("container.start", cid, known, timestamp=timestamp),
-            *holding_events(cid, known, timestamp=timestamp),
+            *holding_events(cid, known, timestamp=timestamp, resolve=self.resolve_devices),
         ]
 
     def _on_kill(
@@ -247,7 +252,7 @@ class ContainerLifecycle:
                 signal=signal,
                 reason=reason,
             ),
-            *release_events(cid, known, timestamp=timestamp),
+            *release_events(cid, known, timestamp=timestamp, resolve=self.resolve_devices),
         ]
 
     def _on_stop(

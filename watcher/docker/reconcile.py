@@ -21,6 +21,7 @@ from watcher.docker.container_events import (
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
 
+    from watcher.docker.container_events import DeviceResolver
     from watcher.docker.known_container import KnownContainer
     from watcher.docker.stream import EventKey
 
@@ -30,11 +31,12 @@ def reconcile(
     current: Mapping[str, KnownContainer],
     *,
     timestamp: str | None = None,
+    resolve: DeviceResolver | None = None,
 ) -> list[Event]:
     """Inferred events that turn ``known`` into ``current`` (both keyed by container id).
 
-    New container: detection.container_discovered (+ gpu.allocate and maybe
-    detection.unmanaged_container if it runs holding GPUs). Gone container:
+    New container: detection.container_discovered (+ gpu.allocate if it runs
+    holding GPUs). Gone container:
     detection.container_exited (+ gpu.release if it was running with GPUs). A known
     container that stopped or started: container.stop / container.start with the
     GPU events.
@@ -55,7 +57,9 @@ def reconcile(
                 )
             )
             if now.running:
-                events.extend(holding_events(cid, now, timestamp=timestamp, inferred=True))
+                events.extend(
+                    holding_events(cid, now, timestamp=timestamp, inferred=True, resolve=resolve)
+                )
         elif before.running and not now.running:
             reason = stop_reason(
                 oom=bool(now.oom_killed), kill_signal=None, killed=False, stop_signal=None
@@ -73,12 +77,16 @@ def reconcile(
                     reason=reason,
                 )
             )
-            events.extend(release_events(cid, before, timestamp=timestamp, inferred=True))
+            events.extend(
+                release_events(cid, before, timestamp=timestamp, inferred=True, resolve=resolve)
+            )
         elif now.running and not before.running:
             events.append(
                 container_event("container.start", cid, now, timestamp=timestamp, inferred=True)
             )
-            events.extend(holding_events(cid, now, timestamp=timestamp, inferred=True))
+            events.extend(
+                holding_events(cid, now, timestamp=timestamp, inferred=True, resolve=resolve)
+            )
     for cid, before in known.items():
         if cid not in current:
             events.append(
@@ -92,7 +100,9 @@ def reconcile(
                 )
             )
             if before.running:
-                events.extend(release_events(cid, before, timestamp=timestamp, inferred=True))
+                events.extend(
+                    release_events(cid, before, timestamp=timestamp, inferred=True, resolve=resolve)
+                )
     return events
 
 

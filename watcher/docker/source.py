@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from ds01_events.envelope import Event
+    from watcher.docker.container_events import DeviceResolver
+    from watcher.docker.known_container import KnownContainer
     from watcher.typing import Submit
 
 SAVE_INTERVAL_S = 0.25
@@ -95,6 +97,7 @@ class DockerSource:
         wait_durable: Callable[[float], bool] | None = None,
         say: Callable[[str], None] = _stderr,
         user_by_uid: Callable[[int], str | None] | None = _user_by_uid,
+        resolve_devices: DeviceResolver | None = None,
     ) -> None:
         self._submit = submit
         self._state_dir = Path(state_dir)
@@ -119,7 +122,9 @@ class DockerSource:
         if problem:
             say(problem)
         self._cursor = cursor or DockerCursor()
-        self._lifecycle = ContainerLifecycle(self._cursor.containers, user_by_uid=user_by_uid)
+        self._lifecycle = ContainerLifecycle(
+            self._cursor.containers, user_by_uid=user_by_uid, resolve_devices=resolve_devices
+        )
         self._seen = SeenKeys()
         for cid, action in self._cursor.keys:
             self._seen.add(EventKey(self._cursor.time_nano, cid, action))
@@ -133,6 +138,8 @@ class DockerSource:
         elif self._cursor.watermark_nano:
             self._resume_nano = self._cursor.watermark_nano
         self._dirty = False
+        # Set once a full listing has been reconciled: known_containers() is then complete.
+        self.synced = False
         self._last_save = 0.0
         self._last_ping = 0.0
         self._tick = time.monotonic()
@@ -186,6 +193,15 @@ class DockerSource:
         backlog_moving = self._queue.empty() or now - self._progress < 30.0  # noqa: PLR2004
         looping = now - self._tick < 30.0  # noqa: PLR2004
         return alive and looping and backlog_moving and not self._stopping.is_set()
+
+    def known_containers(self) -> dict[str, KnownContainer]:
+        """A copy of what the source knows about every container, by full id (any thread)."""
+        for _attempt in range(5):
+            try:
+                return dict(self._lifecycle.containers)
+            except RuntimeError:  # resized by the processor meanwhile: copy again
+                continue
+        return {}
 
     def latency_summary(self, *, read: bool = False) -> dict[str, float]:
         """Return Docker event time to submit (or to read), in ms: count, p50, p99, max."""
@@ -339,11 +355,12 @@ class DockerSource:
         busy = {k.actor_id for i in later if isinstance(i, RawEvent) and (k := event_key(i.event))}
         known = {cid: c for cid, c in self._lifecycle.containers.items() if cid not in busy}
         current = self._facts.current_state(listing, known, busy, self._lifecycle.user_by_uid)
-        for event in reconcile(known, current):
+        for event in reconcile(known, current, resolve=self._lifecycle.resolve_devices):
             self._emit(event, None)
         for cid in known:
             self._lifecycle.containers.pop(cid, None)
         self._lifecycle.containers.update(current)
+        self.synced = True
         self._dirty = True
         self._ahead.extendleft(reversed(later))
 

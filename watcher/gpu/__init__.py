@@ -1,0 +1,1 @@
+"""GPU polling: the scheduler job, the `gpus` command and what they share."""
