@@ -231,7 +231,9 @@ def plan_install(choices: Choices, bundle: Bundle) -> list[Step]:
     ]
     steps += [
         MakeDir(lay.at("/var/log/ds01"), 0o750, "root", choices.log_group, keep_on_uninstall=True),
-        MakeDir(lay.at("/var/lib/ds01"), 0o750),
+        # 0755: the workload inventory in it is read by dashboards as any user; the
+        # state files beside it (cursor, GPU detections) are 0600 each.
+        MakeDir(lay.at("/var/lib/ds01"), 0o755),
         MakeDir(lay.at("/var/spool/ds01"), 0o755),
         MakeDir(lay.at("/var/spool/ds01/events"), 0o1733),
     ]

@@ -72,6 +72,8 @@ def test_directories_modes_and_owners():
         True,
     )
     assert dirs["/var/spool/ds01/events"].mode == 0o1733
+    # The world-readable workload inventory lives here, so other users may enter it.
+    assert dirs["/var/lib/ds01"].mode == 0o755
     assert "/run/ds01" in dirs
 
 
