@@ -78,13 +78,19 @@ def default_components(
     return [docker_source]
 
 
-def default_job_factories(settings: Settings) -> list[JobFactory]:
-    """Return the periodic jobs `ds01-watcher run` adds (the DCGM exporter watchdog)."""
+def default_job_factories(
+    settings: Settings, devices: DeviceDirectory | None = None
+) -> list[JobFactory]:
+    """Return the periodic jobs `ds01-watcher run` adds (the DCGM exporter watchdog).
+
+    With ``devices`` (what NVML last saw), an exporter serving fewer GPUs is stale.
+    """
 
     def dcgm_watchdog(log: EventLog, say: Callable[[str], None]) -> Job | None:
         from watcher.dcgm.job import dcgm_probe_from_settings  # noqa: PLC0415 - only when on
 
-        probe = dcgm_probe_from_settings(settings, log.submit, say=say)
+        expected = devices.gpu_count if devices is not None else None
+        probe = dcgm_probe_from_settings(settings, log.submit, say=say, expected_gpus=expected)
         if probe is None:
             return None
         return Job(probe.name, probe.tick, settings.dcgm_interval, run_at_start=True)
@@ -388,7 +394,7 @@ def run_service(
     if extra_components is None:
         extra_components = default_components(settings, devices=devices, slot=slot)
     if job_factories is None:
-        job_factories = default_job_factories(settings)
+        job_factories = default_job_factories(settings, devices)
     service = Service(
         settings, extra_components=extra_components, jobs=jobs, job_factories=job_factories
     )

@@ -112,6 +112,33 @@ def test_service_adds_the_job_only_when_on() -> None:
     assert dcgm_probe_from_settings(Settings(dcgm_url=None), Log().submit) is None
 
 
+def test_the_watchdog_expects_the_gpus_nvml_last_saw() -> None:
+    """With the service's DeviceDirectory, the probe's yardstick is NVML's count of live GPUs."""
+    from detectors.snapshot import Gpu, NvmlSnapshot
+    from watcher.gpu.directory import DeviceDirectory
+
+    class Log:
+        def submit(self, _event: object, /) -> bool:
+            return True
+
+        def wait_durable(self, _timeout: float) -> bool:
+            return True
+
+    devices = DeviceDirectory()
+    (factory,) = default_job_factories(Settings(), devices)
+    job = factory(Log(), lambda _line: None)
+    assert job is not None
+    probe = job.func.__self__  # type: ignore[attr-defined]
+    assert probe._expected() is None  # NVML not known yet: no GPU-count rule
+    gpus = (
+        Gpu(index=0, uuid="GPU-a"),
+        Gpu(index=1, uuid="GPU-b"),
+        Gpu(index=2, uuid="GPU-c", lost=True),
+    )
+    devices.update(NvmlSnapshot(taken_at=0.0, gpus=gpus))
+    assert probe._expected() == 2
+
+
 class FakeSystemctl:
     """Answers systemctl like a host where the unit is installed (or not)."""
 

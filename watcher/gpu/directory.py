@@ -40,6 +40,17 @@ class DeviceDirectory:
         with self._lock:
             self._devices = devices
 
+    def gpu_count(self) -> int | None:
+        """GPUs the last successful poll saw and did not find lost; None while NVML is not known.
+
+        The DCGM watchdog's yardstick: an exporter serving fewer GPUs is stale.
+        """
+        with self._lock:
+            devices = self._devices
+        if devices is None:
+            return None
+        return sum(1 for gpu in devices.gpus.values() if not gpu.lost)
+
     def resolve(self, configured: Sequence[str]) -> list[dict[str, Any]] | None:
         """Configured identifiers as NVML's devices; None while NVML is not known."""
         with self._lock:
