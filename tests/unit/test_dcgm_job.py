@@ -260,3 +260,49 @@ def test_every_dcgm_flag_has_help_and_is_documented() -> None:
         assert text
         assert f"`{flag}` / `{dest}`" in docs, flag
         assert hasattr(Settings(), dest)
+
+
+def test_exporter_status_for_the_metrics_endpoint() -> None:
+    """dcgm_exporter_status says up after a whole answer, down after failures, and counts restarts."""
+    from pathlib import Path
+
+    body = (Path(__file__).resolve().parents[1] / "fixtures" / "dcgm" / "mig-a100.prom").read_text()
+    answers = [ProbeAnswer(took_s=0.01, body=body)]
+    fail = ProbeAnswer(took_s=0.01, error="connection refused", kind="refused")
+
+    def fetch(_url: object, _timeout: float) -> ProbeAnswer:
+        return answers.pop(0) if answers else fail
+
+    class Restarter:
+        container = "ds01-dcgm-exporter"
+
+        def method(self) -> str:
+            return "docker"
+
+        def restart(self, method: str) -> Any:
+            from watcher.dcgm.watchdog import RestartOutcome
+
+            return RestartOutcome(method=method, took_s=0.0, ok=True)
+
+        def nothing_installed(self) -> str:
+            return ""
+
+        def container_state(self) -> str | None:
+            return None
+
+    probe = DcgmProbe(
+        "http://127.0.0.1:9400/metrics",
+        lambda _e: True,
+        policy=WatchdogPolicy(hung_after=2),
+        fetch=fetch,
+        restarter=Restarter(),  # type: ignore[arg-type]
+    )
+    assert probe.dcgm_exporter_status()["up"] == 0.0  # nothing known before the first probe
+    probe.probe()
+    assert probe.dcgm_exporter_status() == {"up": 1.0, "restarts": 0.0, "given_up": 0.0}
+    for _ in range(3):
+        probe.probe()
+        probe.wait_restart(5)
+    status = probe.dcgm_exporter_status()
+    assert status["up"] == 0.0
+    assert status["restarts"] >= 1.0

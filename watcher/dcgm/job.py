@@ -69,6 +69,7 @@ class DcgmProbe:
         self._probe_thread: threading.Thread | None = None
         self.probes = 0
         self.skipped = 0  # ticks that found a probe or a restart still running
+        self.restarts = 0  # restarts started since the watcher started
 
     # -- the job --------------------------------------------------------------------
 
@@ -175,7 +176,17 @@ class DcgmProbe:
         )
         thread = threading.Thread(target=run, name="dcgm-restart", daemon=True)
         self._restart_thread = thread
+        self.restarts += 1
         thread.start()
+
+    def dcgm_exporter_status(self) -> dict[str, float]:
+        """For the metrics endpoint: up (healthy or slow), restarts, given_up. Lock-free reads."""
+        watchdog = self.watchdog
+        return {
+            "up": float(watchdog.state in ("healthy", "slow")),
+            "restarts": float(self.restarts),
+            "given_up": float(watchdog.gave_up),
+        }
 
 
 def dcgm_probe_from_settings(
