@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument(
         "--logrotate-config", help="the logrotate file to check (default /etc/logrotate.d/ds01)"
     )
-    from watcher.install import add_parsers  # noqa: PLC0415 - keeps --help fast
+    from watcher.install.command import add_parsers  # noqa: PLC0415 - keeps --help fast
 
     add_parsers(commands)
     for sub in (run, show, gpus, doctor):
@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return show_gpus(settings, as_json=args.json)
     if args.command == "doctor":
-        from watcher.doctor import run_doctor  # noqa: PLC0415
+        from watcher.doctor.gather import run_doctor  # noqa: PLC0415
 
         return run_doctor(settings, as_json=args.json, logrotate_config=args.logrotate_config)
     from watcher.service import run_service  # noqa: PLC0415 - keeps --help fast

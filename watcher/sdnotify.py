@@ -1,4 +1,4 @@
-"""sd_notify without libsystemd: one datagram to $NOTIFY_SOCKET. Never raises."""
+"""Talking to systemd without libsystemd: sd_notify (one datagram to $NOTIFY_SOCKET), sd_booted."""
 
 from __future__ import annotations
 
@@ -8,6 +8,11 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+
+def systemd_running(root: str = "/") -> bool:
+    """True when systemd is PID 1 here (sd_booted(3)'s test: /run/systemd/system exists)."""
+    return os.path.isdir(os.path.join(root, "run/systemd/system"))
 
 
 def notify_address(env: Mapping[str, str]) -> str | None:

@@ -113,7 +113,7 @@ def test_installed_layout(installed):
     adm = grp.getgrnam("adm").gr_gid
     expected = {
         "var/log/ds01": (0o750, 0, adm),
-        "var/lib/ds01": (0o750, 0, 0),
+        "var/lib/ds01": (0o755, 0, 0),  # the inventory in it is world-readable
         "var/spool/ds01/events": (0o1733, 0, 0),
     }
     for rel, (mode, uid, gid) in expected.items():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from watcher.doctor_checks import Facts, PathFacts, run_checks
+from watcher.doctor.checks import Facts, PathFacts, run_checks
 
 HEALTHY = Facts(
     docker_host="unix:///var/run/docker.sock",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from watcher.install_plan import (
+from watcher.install.plan import (
     Bundle,
     Choices,
     HostFacts,

@@ -12,10 +12,10 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from watcher.dcgm.watchdog import RestartOutcome
+from watcher.sdnotify import systemd_running
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -25,11 +25,6 @@ Method = Literal["systemd", "docker"]
 START_MARGIN_S = 90.0
 # Signals that mean "killed" in the engine's kill events (docker stop's escalation).
 _KILL_SIGNALS = frozenset({"9", "SIGKILL", "KILL"})
-
-
-def systemd_runs(root: str = "/") -> bool:
-    """True when systemd is PID 1 here (the documented test: /run/systemd/system exists)."""
-    return (Path(root) / "run/systemd/system").is_dir()
 
 
 class ExporterRestarter:
@@ -43,7 +38,7 @@ class ExporterRestarter:
         stop_timeout: float,
         docker_host: str | None = None,
         run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
-        systemd_running: Callable[[], bool] = systemd_runs,
+        systemd_running: Callable[[], bool] = systemd_running,
         docker_client: Callable[..., Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -23,7 +23,8 @@ import urllib.request
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from watcher.doctor_checks import Check, Facts, PathFacts, run_checks
+from watcher.doctor.checks import Check, Facts, PathFacts, run_checks
+from watcher.sdnotify import systemd_running
 
 if TYPE_CHECKING:
     from watcher.config import Settings
@@ -276,7 +277,7 @@ def _epoch(value: object) -> float | None:
 def shipped_logrotate() -> str | None:
     """The logrotate file this package ships (checkout or wheel), to check in its place."""
     # watcher/ sits beside deploy/ in a checkout and beside ds01_deploy/ in site-packages.
-    above = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    above = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     for folder in ("deploy", "ds01_deploy"):
         candidate = os.path.join(above, folder, "logrotate", "ds01")
         if os.path.isfile(candidate):
@@ -298,7 +299,7 @@ def gather(settings: Settings, logrotate_config: str = LOGROTATE_CONFIG) -> Fact
         free, total = vfs.f_bavail * vfs.f_frsize, vfs.f_blocks * vfs.f_frsize
     gpus = int(nvml[3:]) if nvml and nvml.startswith("ok:") else 0
     dcgm = probe_dcgm(settings.dcgm_url) if settings.dcgm_url else None
-    systemd = os.path.isdir("/run/systemd/system")
+    systemd = systemd_running()
     newest_age, newest_type, gap_age, gap_details = log_tail_facts(settings.events_file, now)
     return Facts(
         docker_host=settings.docker_host,

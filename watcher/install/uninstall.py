@@ -9,12 +9,13 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from watcher.install import read_manifest, systemd_running
+from watcher.install.manifest import read_manifest
+from watcher.sdnotify import systemd_running
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from watcher.install_plan import Layout
+    from watcher.install.plan import Layout
 
 
 def uninstall(layout: Layout, out: Callable[[str], None] = print) -> int:

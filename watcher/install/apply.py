@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from watcher.install_plan import (
+from watcher.install.plan import (
     BACKUP_SUFFIX,
     ApplySettings,
     Link,

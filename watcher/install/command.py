@@ -1,6 +1,6 @@
 """``ds01-watcher install`` and ``uninstall``: put the service on a Debian host, or take it off.
 
-The steps come from `watcher.install_plan`; `watcher.install_apply` compares each with
+The steps come from `watcher.install.plan`; `watcher.install.apply` compares each with
 the host and changes only what differs, so a second run changes nothing and says so.
 What install added is listed in /var/lib/ds01/install-manifest.json; uninstall removes
 exactly that, keeps the logs, and puts back what --compat had moved aside.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import grp
 import hashlib
-import json
 import os
 import shutil
 import stat
@@ -21,8 +20,9 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from watcher.install_apply import STAMP, Applier, InstallError
-from watcher.install_plan import (
+from watcher.install.apply import STAMP, Applier, InstallError
+from watcher.install.manifest import read_manifest, write_manifest
+from watcher.install.plan import (
     COMMANDS,
     ENABLE_UNITS,
     Bundle,
@@ -35,6 +35,7 @@ from watcher.install_plan import (
     plan_install,
     refusals,
 )
+from watcher.sdnotify import systemd_running
 
 if TYPE_CHECKING:
     import argparse
@@ -135,7 +136,7 @@ def find_source(given: str | None, layout: Layout) -> Source:
             return Source(path)
         msg = f"--from {given}: give a ds01-events wheel (.whl) or a checkout"
         raise InstallError(msg)
-    checkout = Path(__file__).resolve().parents[1]
+    checkout = Path(__file__).resolve().parents[2]  # watcher/install/command.py
     if (checkout / "pyproject.toml").is_file() and (checkout / "deploy" / "systemd").is_dir():
         return Source(checkout)
     if Path(sys.prefix).resolve() == Path(layout.venv).resolve():
@@ -209,20 +210,6 @@ def python_version(python: str) -> str:
     return out.stdout.strip()
 
 
-def read_manifest(layout: Layout) -> dict[str, Any]:
-    """The previous install's manifest, or an empty one."""
-    try:
-        data: dict[str, Any] = json.loads(Path(layout.manifest).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data
-
-
-def systemd_running() -> bool:
-    """Tell whether systemd is PID 1 here (the check sd_booted(3) makes)."""
-    return os.path.isdir("/run/systemd/system")
-
-
 def _plan(args: argparse.Namespace, layout: Layout, source: Source) -> tuple[Choices, list[Step]]:
     """The choices this host and these flags make, and the steps that follow from them."""
     version = python_version(args.python)
@@ -276,7 +263,7 @@ def install(args: argparse.Namespace, out: Callable[[str], None] = print) -> int
         _err(f"ds01-watcher install: failed: {exc}; fix that and run install again")
         if applier is not None and not args.dry_run and applier.record:
             # What was done so far, so that uninstall can take it off again.
-            _write_manifest(layout, {**manifest, "entries": {**applier.previous, **applier.record}})
+            write_manifest(layout, {**manifest, "entries": {**applier.previous, **applier.record}})
         return 1
     new_manifest = {
         "format": 1,
@@ -294,7 +281,7 @@ def install(args: argparse.Namespace, out: Callable[[str], None] = print) -> int
         )
         return 0
     if new_manifest != manifest:
-        _write_manifest(layout, new_manifest)
+        write_manifest(layout, new_manifest)
     if changes == 0:
         out("ds01-watcher install: nothing to change, everything is already installed")
     else:
@@ -303,12 +290,6 @@ def install(args: argparse.Namespace, out: Callable[[str], None] = print) -> int
     if not (choices.systemd and layout.root == "/"):
         out("ds01-watcher install: systemd not running here (or --prefix): units not enabled")
     return 0
-
-
-def _write_manifest(layout: Layout, manifest: dict[str, Any]) -> None:
-    path = Path(layout.manifest)
-    if path.parent.is_dir():
-        path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
 def _err(line: str) -> None:
@@ -366,6 +347,6 @@ def _configured_group(prefix: str | None) -> str:
 
 
 def _run_uninstall(args: argparse.Namespace) -> int:
-    from watcher.uninstall import uninstall  # noqa: PLC0415
+    from watcher.install.uninstall import uninstall  # noqa: PLC0415
 
     return uninstall(Layout(os.path.abspath(args.prefix) if args.prefix else "/"))

@@ -1,6 +1,6 @@
 """What `ds01-watcher install` does, as a plain list of steps (pure: no I/O here).
 
-Each step says what it puts where; `watcher.install` checks each against the host
+Each step says what it puts where; `watcher.install.command` checks each against the host
 (already so: "unchanged"), applies it or, under --dry-run, only prints it. The files
 the steps write name the places they are written to: under ``--prefix DIR`` the
 units' ExecStart names DIR/opt/ds01/venv, because a virtual environment cannot be
@@ -193,7 +193,7 @@ def rewrite_unit(text: bytes, venv: str, docker: str) -> bytes:
 
 def compat_shim(venv: str, site_packages: str) -> bytes:
     """The ``ds01_events.py`` placed where the old scripts import it from (see the template)."""
-    from watcher.install_compat import shim_text  # noqa: PLC0415 - keeps the template apart
+    from watcher.install.compat import shim_text  # noqa: PLC0415 - keeps the template apart
 
     return shim_text(venv, site_packages).encode()
 

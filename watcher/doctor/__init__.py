@@ -1,0 +1,1 @@
+"""``ds01-watcher doctor``: facts gathered from the host, checked by pure rules with fixes."""
