@@ -11,6 +11,11 @@ last duplicate key wins, as in jq.
 The stdlib decoder is the C scanner behind `json` (``_json.make_scanner``), driven the
 way ``json.JSONDecoder.decode`` drives it: importing `json` itself pulls in `re`, which
 costs more than a bisected query takes.
+
+Whatever a line holds, decoding it never raises: a line longer than `MAX_LINE_BYTES`
+or nested deeper than `MAX_NESTING` is refused before either decoder sees it (both
+recurse per level, and a line nested ~1,000 deep raised RecursionError out of them),
+and any other error of a decoder counts as "not an event".
 """
 
 from __future__ import annotations
@@ -25,6 +30,16 @@ if TYPE_CHECKING:
 # takes ~40 ms: it pays for itself after ~30,000 lines. Switching there costs a scan at
 # most twice the best choice made in hindsight, whatever its length.
 CHEAP_LINES = 30_000
+# An event is a few levels deep (details, a list of GPU devices): far below the
+# ~1,000 at which the decoders give up with RecursionError.
+MAX_NESTING = 64
+# The watcher writes lines of at most 4 KiB; a reader skips anything past this bound
+# without holding it (`reader`), and the decoders refuse it.
+MAX_LINE_BYTES = 64 << 10
+# Every byte but these is dropped before the nesting of a suspect line is counted.
+_STRUCTURE = frozenset(b'{}[]"\\')
+_NOT_STRUCTURE = bytes(c for c in range(256) if c not in _STRUCTURE)
+_OPEN, _CLOSE, _QUOTE, _BACKSLASH = frozenset(b"{["), frozenset(b"}]"), ord('"'), ord("\\")
 _INFINITE = (float("inf"), float("-inf"))
 
 
@@ -97,6 +112,40 @@ def _load_msgspec() -> tuple[Callable[[bytes], object], tuple[type[Exception], .
     return msgspec.json.Decoder().decode, (msgspec.DecodeError, UnicodeDecodeError)
 
 
+def nesting_exceeds(line: bytes, limit: int = MAX_NESTING) -> bool:
+    """Tell whether ``line`` opens more than ``limit`` arrays or objects inside each other.
+
+    Brackets inside strings do not count. Costs two C-level counts for a line with
+    few brackets (every event); only a line with more than ``limit`` of them is walked.
+    """
+    if line.count(b"{") + line.count(b"[") <= limit:
+        return False
+    depth = 0
+    in_string = escaped = False
+    for byte in line.translate(None, _NOT_STRUCTURE):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == _BACKSLASH:
+                escaped = True
+            elif byte == _QUOTE:
+                in_string = False
+        elif byte == _QUOTE:
+            in_string = True
+        elif byte in _OPEN:
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in _CLOSE:
+            depth -= 1
+    return False
+
+
+def refused(line: bytes) -> bool:
+    """Tell whether a line is too long or too deep to be handed to a decoder."""
+    return len(line) > MAX_LINE_BYTES or nesting_exceeds(line)
+
+
 def _may_hold_surrogate(line: bytes) -> bool:
     return b"\\u" in line and (b"\\ud" in line or b"\\uD" in line)
 
@@ -112,6 +161,8 @@ class EventDecoder:
 
     def __call__(self, line: bytes) -> Obj | None:
         """Return the object ``line`` holds, or None."""
+        if refused(line):
+            return None
         full = self._msgspec
         if full is None:
             if self._cheap_left > 0 and not _may_hold_surrogate(line):
@@ -120,8 +171,8 @@ class EventDecoder:
                     value: object = stdlib_decode(line.decode("utf-8"))
                 except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
                     return None
-                except RecursionError:  # deeper than the stdlib goes: msgspec's answer
-                    pass
+                except Exception:  # noqa: BLE001 - whatever else a line causes: not an event
+                    return None
                 else:
                     return value if isinstance(value, dict) else None
             full, self._errors = _load_msgspec()
@@ -129,5 +180,7 @@ class EventDecoder:
         try:
             value = full(line)
         except self._errors:
+            return None
+        except Exception:  # noqa: BLE001 - whatever else a line causes: not an event
             return None
         return value if isinstance(value, dict) else None
