@@ -77,7 +77,7 @@ def test_deep_lines_are_malformed_in_every_mode(deep_log: Path, options: dict[st
 
 
 def test_verify_names_a_deep_line(deep_log: Path) -> None:
-    """verify reports each deep line as a problem and finishes."""
+    """Verify reports each deep line as a problem and finishes."""
     out, err = io.StringIO(), io.StringIO()
     streams = runner.Streams(out, err, {}, timezone.utc)
     assert runner.run_verify([str(deep_log)], streams) == 1

@@ -136,9 +136,9 @@ def test_verify_reports_an_out_of_order_line_once(tmp_path: Path) -> None:
 
 def test_an_ordered_log_is_bisected_and_remembered(tmp_path: Path) -> None:
     """On a log in time order the fast path stays: a bisected range, and the check is kept."""
-    from ds01_query.engine.query import Filters  # noqa: PLC0415 - the engine, not the command
-    from ds01_query.scan.search import segments_to_read  # noqa: PLC0415
-    from ds01_query.engine.timeorder import OrderBook, cache_path  # noqa: PLC0415
+    from ds01_query.engine.query import Filters
+    from ds01_query.engine.timeorder import OrderBook, cache_path
+    from ds01_query.scan.search import segments_to_read
 
     path = tmp_path / "events.jsonl"
     _write(path, _genuine(NOW - timedelta(days=2), NOW, 20000))
@@ -150,7 +150,7 @@ def test_an_ordered_log_is_bisected_and_remembered(tmp_path: Path) -> None:
     book.save()
     again = OrderBook(where)
     assert again.order_of(str(path), timedelta(minutes=10)).ordered
-    assert again._changed is False  # noqa: SLF001 - known from the kept check, nothing re-read
+    assert again._changed is False
     _write(path, [_line(NOW - timedelta(days=3), "mallory")], mode="a")
     (segment,) = segments_to_read([str(path)], filters, book=again)
     assert segment.start == 0  # out of order now: read whole

@@ -12,11 +12,11 @@ import os
 import sys
 
 from ds01_query.engine import reader
-from ds01_query.scan import search
 from ds01_query.engine.dates import datetime, timedelta, timezone, tzinfo
 from ds01_query.engine.query import Filters, event_time, matches
 from ds01_query.engine.timeorder import OrderBook, cache_path
 from ds01_query.engine.timespec import TimespecError, parse_timespec
+from ds01_query.scan import search
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -216,13 +216,14 @@ def run_query(request: QueryRequest, streams: Streams, now: datetime | None = No
     book = order_book(streams.environ)
     stats = search.ScanStats()
     try:
-        return _run(request, streams, filters, files, stats, book)
+        return _run(request, streams=streams, filters=filters, files=files, stats=stats, book=book)
     finally:
         book.save()
 
 
 def _run(
     request: QueryRequest,
+    *,
     streams: Streams,
     filters: Filters,
     files: list[str],
@@ -240,7 +241,7 @@ def _run(
             result = summarize_events((m.event for m in matched), streams.local)
         streams.out.write(render.summary_text(result, streams.local) + "\n")
     elif request.follow:
-        return _follow(files, filters, request, streams, stats, book)
+        return _follow(files, filters, request, streams=streams, stats=stats, book=book)
     elif request.all:
         matched = search.iter_matches(files, filters, stats, book=book)
         if request.json:
@@ -261,6 +262,7 @@ def _follow(
     files: list[str],
     filters: Filters,
     request: QueryRequest,
+    *,
     streams: Streams,
     stats: search.ScanStats,
     book: OrderBook,

@@ -106,10 +106,10 @@ def _make_stdlib_decode() -> Callable[[str], object]:
 stdlib_decode = _make_stdlib_decode()
 
 
-def _load_msgspec() -> tuple[Callable[[bytes], object], tuple[type[Exception], ...]]:
+def _load_msgspec() -> Callable[[bytes], object]:
     import msgspec  # noqa: PLC0415 - costs more to import than a short query takes
 
-    return msgspec.json.Decoder().decode, (msgspec.DecodeError, UnicodeDecodeError)
+    return msgspec.json.Decoder().decode
 
 
 def nesting_exceeds(line: bytes, limit: int = MAX_NESTING) -> bool:
@@ -120,9 +120,14 @@ def nesting_exceeds(line: bytes, limit: int = MAX_NESTING) -> bool:
     """
     if line.count(b"{") + line.count(b"[") <= limit:
         return False
+    return _deeper_than(line.translate(None, _NOT_STRUCTURE), limit)
+
+
+def _deeper_than(structure: bytes, limit: int) -> bool:
+    """Walk the brackets, quotes and backslashes of a line, strings skipped."""
     depth = 0
     in_string = escaped = False
-    for byte in line.translate(None, _NOT_STRUCTURE):
+    for byte in structure:
         if in_string:
             if escaped:
                 escaped = False
@@ -157,30 +162,20 @@ class EventDecoder:
         """Use the stdlib decoder for the first ``cheap_lines`` lines."""
         self._cheap_left = cheap_lines
         self._msgspec: Callable[[bytes], object] | None = None
-        self._errors: tuple[type[Exception], ...] = ()
 
     def __call__(self, line: bytes) -> Obj | None:
         """Return the object ``line`` holds, or None."""
         if refused(line):
             return None
         full = self._msgspec
-        if full is None:
-            if self._cheap_left > 0 and not _may_hold_surrogate(line):
-                self._cheap_left -= 1
-                try:
-                    value: object = stdlib_decode(line.decode("utf-8"))
-                except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-                    return None
-                except Exception:  # noqa: BLE001 - whatever else a line causes: not an event
-                    return None
-                else:
-                    return value if isinstance(value, dict) else None
-            full, self._errors = _load_msgspec()
-            self._msgspec = full
         try:
+            if full is None:
+                if self._cheap_left > 0 and not _may_hold_surrogate(line):
+                    self._cheap_left -= 1
+                    value: object = stdlib_decode(line.decode("utf-8"))
+                    return value if isinstance(value, dict) else None
+                full = self._msgspec = _load_msgspec()
             value = full(line)
-        except self._errors:
-            return None
-        except Exception:  # noqa: BLE001 - whatever else a line causes: not an event
+        except Exception:  # whatever a line makes a decoder raise: not an event
             return None
         return value if isinstance(value, dict) else None

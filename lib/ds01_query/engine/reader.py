@@ -82,14 +82,10 @@ def open_log(path: StrPath) -> BinaryIO:
         if exc.errno == errno.ELOOP:
             raise NotALogError(path, "a symbolic link") from exc
         raise
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = next((name for test, name in _KINDS if test(mode)), "not a plain file")
-            raise NotALogError(path, kind)
-    except BaseException:
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
         os.close(fd)
-        raise
+        raise NotALogError(path, next((name for test, name in _KINDS if test(mode)), "not a file"))
     return os.fdopen(fd, "rb")
 
 

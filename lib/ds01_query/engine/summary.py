@@ -150,7 +150,7 @@ def _decode_chunk(chunk: bytes, path: StrPath, stats: ScanStats) -> list[_Counte
         batch = _one_decoder.decode_lines(chunk)
         if len(batch) == lines:
             return batch
-    except Exception:  # noqa: BLE001, S110 - any line it cannot take: counted line by line below
+    except Exception:  # noqa: S110 - any line it cannot take: counted line by line below
         pass
     # Some line is not one object. Decode groups of lines; only a group holding such a
     # line is counted line by line, as the filtered path does, so a few malformed
@@ -163,21 +163,28 @@ def _decode_chunk(chunk: bytes, path: StrPath, stats: ScanStats) -> list[_Counte
         group = rows[first : first + _GROUP]
         try:
             batch = _one_decoder.decode_lines(b"\n".join(group))
-        except Exception:  # noqa: BLE001 - RecursionError too: this group line by line
+        except Exception:
             batch = []
         if len(batch) == len(group):
             good.extend(batch)
+        else:
+            good.extend(_one_by_one(group, path, stats))
+    return good
+
+
+def _one_by_one(group: list[bytes], path: StrPath, stats: ScanStats) -> list[_Counted]:
+    """Decode lines one at a time, as the filtered path does; count the malformed."""
+    good: list[_Counted] = []
+    for line in group:
+        if not line.strip():
             continue
-        for line in group:
-            if not line.strip():
-                continue
-            if decode_event(line) is None:
-                stats.note_malformed(path)
-                continue
-            try:
-                good.append(_one_decoder.decode(line))
-            except Exception:  # noqa: BLE001 - decodes as an event but not as the counted fields
-                stats.note_malformed(path)
+        if decode_event(line) is None:
+            stats.note_malformed(path)
+            continue
+        try:
+            good.append(_one_decoder.decode(line))
+        except Exception:
+            stats.note_malformed(path)
     return good
 
 

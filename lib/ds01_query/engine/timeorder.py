@@ -76,7 +76,7 @@ def line_time(line: bytes) -> datetime | None:
         return None
     try:
         obj = stdlib_decode(line.decode("utf-8"))
-    except Exception:  # noqa: BLE001 - a line that does not decode has no time
+    except Exception:
         return None
     if not isinstance(obj, dict):
         return None
@@ -160,8 +160,9 @@ class _Entry:
 
     def text(self) -> str:
         order = self.order
-        times = f"{order.earliest.decode('ascii', 'replace') or '-'} {order.latest.decode('ascii', 'replace') or '-'}"
-        return f"{self.key} {self.seen} {self.head} {self.tail} {int(order.ordered)} {times}"
+        first = order.earliest.decode("ascii", "replace") or "-"
+        last = order.latest.decode("ascii", "replace") or "-"
+        return f"{self.key} {self.seen} {self.head} {self.tail} {int(order.ordered)} {first} {last}"
 
 
 def _read_entry(line: str) -> _Entry | None:
@@ -218,9 +219,10 @@ class OrderBook:
         compressed = reader.is_compressed(path)
         with reader.open_log(path) as handle:
             status = os.fstat(handle.fileno())
-            key = f"{status.st_dev} {status.st_ino} {int(margin.total_seconds() * 1e6)}"
+            inode = f"{status.st_ino}"
             if compressed:  # never appended to: its size and time say it is the same
-                key = f"{status.st_dev} {status.st_ino}/{status.st_size}.{status.st_mtime_ns} {key.split()[2]}"
+                inode += f"/{status.st_size}.{status.st_mtime_ns}"
+            key = f"{status.st_dev} {inode} {int(margin.total_seconds() * 1e6)}"
             size = status.st_size
             entry = self._entries.get(key)
             head = 0 if compressed else _crc(handle, 0, min(size, _PROBE))
@@ -269,7 +271,7 @@ class OrderBook:
                 out.write(text)
             os.replace(partial, self.path)
         except OSError:
-            try:
+            try:  # noqa: SIM105 - contextlib costs more to import than this
                 os.unlink(partial)
             except OSError:
                 pass

@@ -6,10 +6,10 @@ import os
 import re
 from typing import TYPE_CHECKING
 
+from ds01_events.envelope import MAX_LINE_BYTES
 from ds01_query.engine import reader
 from ds01_query.engine.decoding import MAX_LINE_BYTES as LONGEST_READ
 from ds01_query.engine.decoding import nesting_exceeds
-from ds01_events.envelope import MAX_LINE_BYTES
 from ds01_query.engine.query import event_time, event_type
 from ds01_query.scan.search import decode_event
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 _EVENT_TYPE = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_]+)+")
 
 
-def line_problem(line: bytes) -> tuple[str | None, datetime | None]:
+def line_problem(line: bytes) -> tuple[str | None, datetime | None]:  # noqa: PLR0911
     """Say what is wrong with one line (None when nothing), and give its time."""
     if len(line) + 1 > MAX_LINE_BYTES:
         size_problem: str | None = f"line is {len(line) + 1} bytes, over {MAX_LINE_BYTES}"

@@ -21,10 +21,10 @@ if TYPE_CHECKING:
     import mmap
     from collections.abc import Iterator, Sequence
 
-    from ds01_query.scan.bytescan import Buffer, Finder
     from ds01_query.engine.query import Filters, Obj
     from ds01_query.engine.reader import StrPath
     from ds01_query.engine.timeorder import FileOrder
+    from ds01_query.scan.bytescan import Buffer, Finder
 
 DEFAULT_MARGIN = timedelta(minutes=10)
 SCAN_WINDOW = 8 << 20  # bytes of a mapped file searched before its candidates are yielded
@@ -324,20 +324,36 @@ def last_matches(
             found.extend(reversed(window))
             continue
         stop_at = oldest if order is not None and order.ordered else None
-        for line in reader.lines_backwards(path, end):
-            if not line.strip():
-                continue
-            event = decode_event(line)
-            if event is None:
-                stats.note_malformed(path)
-            elif matches(event, filters, line):
-                found.append(Match(line.rstrip(b"\r"), event))
-                if len(found) >= count:
-                    break
-            elif stop_at is not None and _older(event, stop_at):
-                break  # in time order within the margin: nothing further back can match
+        _read_back(path, end, filters, count, stop_at, found, stats)
     found.reverse()
     return found
+
+
+def _read_back(  # noqa: PLR0917 - the state of last_matches, for one file
+    path: StrPath,
+    end: int | None,
+    filters: Filters,
+    count: int,
+    stop_at: datetime | None,
+    found: list[Match],
+    stats: ScanStats,
+) -> None:
+    """Add ``path``'s matches to ``found``, last first, until it holds ``count``.
+
+    ``stop_at``: stop at a line older than this (only for a file known to be in order).
+    """
+    for line in reader.lines_backwards(path, end):
+        if not line.strip():
+            continue
+        event = decode_event(line)
+        if event is None:
+            stats.note_malformed(path)
+        elif matches(event, filters, line):
+            found.append(Match(line.rstrip(b"\r"), event))
+            if len(found) >= count:
+                return
+        elif stop_at is not None and _older(event, stop_at):
+            return  # in time order within the margin: nothing further back can match
 
 
 def _older(event: Obj, bound: datetime) -> bool:
