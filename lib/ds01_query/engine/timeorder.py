@@ -20,6 +20,7 @@ decoded in full.
 from __future__ import annotations
 
 import os
+import stat
 
 from ds01_query.engine import reader
 from ds01_query.engine.dates import datetime, timedelta, timezone
@@ -202,11 +203,7 @@ class OrderBook:
         self._changed = False
         if path is None:
             return
-        try:
-            with open(path, encoding="ascii", errors="replace") as handle:
-                lines = handle.read(1 << 20).splitlines()
-        except OSError:
-            return
+        lines = _read_own(path)
         if not lines or lines[0] != _VERSION:
             return
         for line in lines[1:]:
@@ -276,6 +273,27 @@ class OrderBook:
             except OSError:
                 pass
         self._changed = False
+
+
+def _read_own(path: str) -> list[str]:
+    """The lines of ``path`` if this user alone can have written it (else none).
+
+    A file another user could write (sudo keeping a user's ``HOME``) could claim a
+    file is in order when it is not, and so hide lines: it is not read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return []
+    with os.fdopen(fd, "rb") as handle:
+        status = os.fstat(fd)
+        if (
+            status.st_uid != os.geteuid()
+            or status.st_mode & 0o022
+            or not stat.S_ISREG(status.st_mode)
+        ):
+            return []
+        return handle.read(1 << 20).decode("ascii", "replace").splitlines()
 
 
 def _crc(handle: object, start: int, stop: int) -> int:

@@ -189,10 +189,25 @@ def _mapped_batches(
             stop = min(position + SCAN_WINDOW, last)
             if stop < last:
                 cut = mapped.rfind(b"\n", position, stop) + 1
-                stop = cut if cut > position else _line_end(mapped, stop, last)
+                if cut <= position:  # a whole window in one line: far too long to be an event
+                    position = _skip_line(mapped, stop, last)
+                    continue
+                stop = cut
             yield stop, candidate_lines(mapped, wanted, stop, start=position, find=searcher.find)
             _forget_pages(mapped, stop)
             position = stop
+
+
+def _skip_line(mapped: mmap.mmap, position: int, last: int) -> int:
+    """Return where the line ``position`` falls in ends, a window at a time (pages let go)."""
+    while position < last:
+        stop = min(position + SCAN_WINDOW, last)
+        newline = mapped.find(b"\n", position, stop)
+        _forget_pages(mapped, stop)
+        if newline >= 0:
+            return newline + 1
+        position = stop
+    return last
 
 
 def _forget_pages(mapped: mmap.mmap, stop: int) -> None:
