@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 # takes ~40 ms: it pays for itself after ~30,000 lines. Switching there costs a scan at
 # most twice the best choice made in hindsight, whatever its length.
 CHEAP_LINES = 30_000
+# A scan that can tell it will decode more lines than this (a full scan, from the
+# candidates of its first window) loads msgspec at once: the best choice in hindsight.
+WORTH_MSGSPEC = 10_000
 # An event is a few levels deep (details, a list of GPU devices): far below the
 # ~1,000 at which the decoders give up with RecursionError.
 MAX_NESTING = 64
@@ -155,27 +158,55 @@ def _may_hold_surrogate(line: bytes) -> bool:
     return b"\\u" in line and (b"\\ud" in line or b"\\uD" in line)
 
 
+def _full_decoder(full: Callable[[bytes], object]) -> Callable[[bytes], Obj | None]:
+    """Decode with msgspec, with the bounds checked inline: this runs once per candidate."""
+    longest, deepest, count = MAX_LINE_BYTES, MAX_NESTING, bytes.count
+
+    def decode(line: bytes) -> Obj | None:
+        if len(line) > longest or (
+            count(line, b"{") + count(line, b"[") > deepest and nesting_exceeds(line)
+        ):
+            return None
+        try:
+            value = full(line)
+        except Exception:  # whatever a line makes a decoder raise: not an event
+            return None
+        return value if type(value) is dict else None
+
+    return decode
+
+
 class EventDecoder:
-    """Decode lines to event objects; None for a line that is not a JSON object. Never raises."""
+    """Decode lines to event objects; None for a line that is not a JSON object. Never raises.
+
+    ``decode`` is the function to call in a loop: it is replaced by a leaner one once
+    the decoder has switched to msgspec.
+    """
 
     def __init__(self, cheap_lines: int = CHEAP_LINES) -> None:
         """Use the stdlib decoder for the first ``cheap_lines`` lines."""
         self._cheap_left = cheap_lines
-        self._msgspec: Callable[[bytes], object] | None = None
+        self.decode: Callable[[bytes], Obj | None] = self._first_lines
 
     def __call__(self, line: bytes) -> Obj | None:
         """Return the object ``line`` holds, or None."""
+        return self.decode(line)
+
+    def expect(self, lines: int) -> None:
+        """Hear how many lines are about to be decoded: past `WORTH_MSGSPEC`, load it now."""
+        if lines > WORTH_MSGSPEC and self._cheap_left > 0:
+            self._cheap_left = 0
+            self.decode = _full_decoder(_load_msgspec())
+
+    def _first_lines(self, line: bytes) -> Obj | None:
         if refused(line):
             return None
-        full = self._msgspec
+        if self._cheap_left <= 0 or _may_hold_surrogate(line):
+            self.decode = _full_decoder(_load_msgspec())
+            return self.decode(line)
+        self._cheap_left -= 1
         try:
-            if full is None:
-                if self._cheap_left > 0 and not _may_hold_surrogate(line):
-                    self._cheap_left -= 1
-                    value: object = stdlib_decode(line.decode("utf-8"))
-                    return value if isinstance(value, dict) else None
-                full = self._msgspec = _load_msgspec()
-            value = full(line)
+            value = stdlib_decode(line.decode("utf-8"))
         except Exception:  # whatever a line makes a decoder raise: not an event
             return None
         return value if isinstance(value, dict) else None

@@ -10,6 +10,8 @@ read backwards only until an older line. A single process reads everything.
 
 from __future__ import annotations
 
+import os
+
 from ds01_query.engine import reader
 from ds01_query.engine.dates import datetime, timedelta
 from ds01_query.engine.decoding import MAX_LINE_BYTES, EventDecoder
@@ -285,12 +287,13 @@ def iter_matches(
 def matching(lines: list[bytes], filters: Filters, stats: ScanStats, path: StrPath) -> list[Match]:
     """Return the lines that decode and pass ``filters``; count the others as malformed."""
     found: list[Match] = []
+    keep = found.append
     for line in lines:
-        event = _decoder(line)
+        event = _decoder.decode(line)  # looked up each time: it changes once msgspec loads
         if event is None:
             stats.note_malformed(path)
         elif matches(event, filters, line):
-            found.append(Match(line.rstrip(b"\r"), event))
+            keep(Match(line.rstrip(b"\r"), event))
     return found
 
 
@@ -298,7 +301,12 @@ def segment_batches(segment: Segment, wanted: Sequence[bytes] | None) -> Iterato
     """The candidate lines of ``segment``, a list per block read, in order."""
     path, start, end = segment.path, segment.start, segment.end
     if wanted is not None and not reader.is_compressed(path):
-        for _, batch in _mapped_batches(path, wanted, start, end):
+        first = True
+        for stop, batch in _mapped_batches(path, wanted, start, end):
+            if first and stop > start:  # how many candidates the whole range will give
+                last = os.path.getsize(path) if end is None else end
+                _decoder.expect(len(batch) * (last - start) // (stop - start))
+                first = False
             yield batch
         return
     for block, stop in reader.iter_blocks(path, start, end):
