@@ -191,10 +191,10 @@ def _mapped_batches(
             stop = min(position + SCAN_WINDOW, last)
             if stop < last:
                 cut = mapped.rfind(b"\n", position, stop) + 1
-                if cut <= position:  # a whole window in one line: far too long to be an event
-                    position = _skip_line(mapped, stop, last)
+                if cut <= position and stop - position > MAX_LINE_BYTES:
+                    position = _skip_line(mapped, stop, last)  # far too long to be an event
                     continue
-                stop = cut
+                stop = cut if cut > position else _line_end(mapped, stop, last)
             yield stop, candidate_lines(mapped, wanted, stop, start=position, find=searcher.find)
             _forget_pages(mapped, stop)
             position = stop
