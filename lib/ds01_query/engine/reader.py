@@ -186,10 +186,12 @@ def check_readable(path: StrPath) -> None:
 
 
 def map_plain(path: StrPath) -> mmap.mmap | None:
-    """Map a plain file read-only (None when it is empty); close the map when done.
+    """Map a plain file (None when it is empty); close the map when done. Never written.
 
-    Our logrotate config renames and never truncates, so the mapped bytes stay there
-    (a file truncated under a mapping would fault on the lost pages).
+    ``ACCESS_COPY`` (private): the same pages as a read-only map until written, which
+    nothing does, and ctypes may take its address (`bytescan`). Our logrotate config
+    renames and never truncates, so the mapped bytes stay there (a file truncated
+    under a mapping would fault on the lost pages).
     """
     import mmap  # noqa: PLC0415 - only scans with needles map the file
 
@@ -197,7 +199,7 @@ def map_plain(path: StrPath) -> mmap.mmap | None:
         size = os.fstat(handle.fileno()).st_size
         if size == 0:
             return None
-        return mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_READ)
+        return mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_COPY)
 
 
 def iter_chunks(
