@@ -108,7 +108,7 @@ def test_the_map_is_searched_in_place_without_the_c_api(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The map's address comes from ctypes' own from_buffer, never from ctypes.pythonapi."""
-    import ctypes  # noqa: PLC0415 - the module under watch
+    import ctypes
 
     monkeypatch.setattr(ctypes, "pythonapi", _NoCApi())
     path = tmp_path / "log"

@@ -1,4 +1,4 @@
-"""Where time filters may skip lines: each file's time order, checked once and remembered.
+r"""Where time filters may skip lines: each file's time order, checked once and remembered.
 
 A log written by the watcher is in time order (it stamps each line as it writes it),
 but an old log holds whatever times clients sent, and lines appended while no watcher
@@ -13,14 +13,16 @@ cache every query checks every file it needs, and stays right.
 
 Times are compared as the fixed-width UTC text the watcher writes
 (``2026-11-22T02:54:43.774116Z``, which sorts as time); a line in any other form, or
-with an escape or a second ``"timestamp"`` that could change what it decodes to, is
-decoded in full.
+with a ``\\u`` escape or a second ``"timestamp"`` (either could spell another
+``timestamp`` key, the last of which wins), is decoded in full.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+from itertools import accumulate, compress
+from operator import lt
 
 from ds01_query.engine import reader
 from ds01_query.engine.dates import datetime, timedelta, timezone
@@ -85,17 +87,12 @@ def line_time(line: bytes) -> datetime | None:
     return parse_event_time(value if value is not None else obj.get("ts"))
 
 
-def _stamp_of(line: bytes) -> bytes | None:
-    """The line's time as fixed text, or None; cheap for the watcher's own lines."""
-    if (
-        line.startswith(_PREFIX)
-        and line[_STAMP_END - 1 : _STAMP_END + 1] == b'Z"'
-        and b"\\" not in line
-        and line.count(b'"timestamp"') == 1
-    ):
-        return line[len(_PREFIX) : _STAMP_END]
+def _slow_stamp(line: bytes) -> bytes:
+    """The time of a line not in the watcher's own form, as fixed text (b"": none)."""
+    if not line or line.isspace():
+        return b""
     when = line_time(line)
-    return None if when is None else fixed_text(when)
+    return b"" if when is None else fixed_text(when)
 
 
 def _parse(stamp: bytes) -> datetime | None:
@@ -120,23 +117,38 @@ class _Check:
         return self._limit[1] or None
 
     def feed(self, block: bytes) -> None:
+        """Take in a block of whole lines, in file order.
+
+        Per line only a cheap test of the watcher's own form runs in Python; the running
+        latest time, the earliest and the lines behind it are found by C loops, and
+        only those behind (a few percent) are compared as times.
+        """
+        prefix, close, end = _PREFIX, b'Z"', _STAMP_END
+        start, key = len(_PREFIX), b'"timestamp"'
+        stamps = [
+            line[start:end]
+            if line[: len(prefix)] == prefix
+            and line[end - 1 : end + 1] == close
+            and b"\\u" not in line  # a key spelt with escapes needs one
+            and line.count(key) == 1
+            else _slow_stamp(line)
+            for line in block.split(b"\n")
+        ]
+        stamps = [stamp for stamp in stamps if stamp]
+        if not stamps:
+            return
         order = self.order
-        latest, earliest, ordered = order.latest, order.earliest, order.ordered
-        for line in block.split(b"\n"):
-            if not line or line.isspace():
-                continue
-            stamp = _stamp_of(line)
-            if stamp is None:
-                continue
-            if stamp >= latest:
-                latest = stamp
-            elif ordered:
-                floor = self._floor(latest)
-                if floor is None or (stamp < floor and _parse(stamp) is not None):
-                    ordered = False
-            if not earliest or stamp < earliest:
-                earliest = stamp
-        order.latest, order.earliest, order.ordered = latest, earliest, ordered
+        running = list(accumulate([order.latest, *stamps], max))[1:]
+        if order.ordered:
+            for index in compress(range(len(stamps)), map(lt, stamps, running)):
+                floor = self._floor(running[index])
+                if floor is None or (stamps[index] < floor and _parse(stamps[index]) is not None):
+                    order.ordered = False
+                    break
+        order.latest = running[-1]
+        least = min(stamps)
+        if not order.earliest or least < order.earliest:
+            order.earliest = least
 
 
 def check_lines(blocks: Iterable[bytes], margin: timedelta) -> FileOrder:
