@@ -210,7 +210,8 @@ def summarize_files(
                     if not isinstance(item.event_type, str):
                         kind = item.event if isinstance(item.event, str) else NO_TYPE
                         summary.by_type[kind] += 1
-            _move_claims(summary, [i for i in batch if i.origin is not None])
+            if any(map(attrgetter("origin"), batch)):  # a C loop: most chunks have no sender
+                _move_claims(summary, [i for i in batch if i.origin])
             stamps = [i.timestamp if i.timestamp is not None else i.ts for i in batch]
             _add_times(summary, stamps, width)
     summary.by_user = +summary.by_user  # drop the names every count of which was a claim

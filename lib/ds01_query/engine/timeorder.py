@@ -13,7 +13,7 @@ cache every query checks every file it needs, and stays right.
 
 Times are compared as the fixed-width UTC text the watcher writes
 (``2026-11-22T02:54:43.774116Z``, which sorts as time); a line in any other form, or
-with a ``\\u`` escape or a second ``"timestamp"`` (either could spell another
+with a ``\u`` escape or a second ``"timestamp"`` (either could spell another
 ``timestamp`` key, the last of which wins), is decoded in full.
 """
 
