@@ -30,9 +30,9 @@ if TYPE_CHECKING:
 # takes ~40 ms: it pays for itself after ~30,000 lines. Switching there costs a scan at
 # most twice the best choice made in hindsight, whatever its length.
 CHEAP_LINES = 30_000
-# A scan that can tell it will decode more lines than this (a full scan, from the
+# A scan that can tell it will decode more lines than that (a full scan, from the
 # candidates of its first window) loads msgspec at once: the best choice in hindsight.
-WORTH_MSGSPEC = 10_000
+WORTH_MSGSPEC = CHEAP_LINES
 # An event is a few levels deep (details, a list of GPU devices): far below the
 # ~1,000 at which the decoders give up with RecursionError.
 MAX_NESTING = 64

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import os
 import stat
-from itertools import accumulate, compress
-from operator import lt
 
 from ds01_query.engine import reader
 from ds01_query.engine.dates import datetime, timedelta, timezone
@@ -38,10 +36,12 @@ if TYPE_CHECKING:
 _PREFIX = b'{"timestamp":"'
 _FIXED = 27  # len("2026-11-22T02:54:43.774116Z")
 _STAMP_END = len(_PREFIX) + _FIXED
-_PROBE = 4096  # bytes read at each end of what a check saw, to know the file again
+# Bytes kept from each end of what a check saw, to know the file again: the end of the
+# last line holds its event's random id.
+_PROBE = 48
 _CLOSE_ENOUGH = 4096  # stop bisecting: scanning this much is cheaper than a seek
 _KEPT_ENTRIES = 64  # files remembered per user
-_VERSION = "ds01-time-order-1"
+_VERSION = "ds01-time-order-2"
 
 
 def fixed_text(when: datetime) -> bytes:
@@ -138,9 +138,11 @@ class _Check:
         if not stamps:
             return
         order = self.order
+        from itertools import accumulate, compress  # noqa: PLC0415 - only when checking
+
         running = list(accumulate([order.latest, *stamps], max))[1:]
         if order.ordered:
-            for index in compress(range(len(stamps)), map(lt, stamps, running)):
+            for index in compress(range(len(stamps)), map(bytes.__lt__, stamps, running)):
                 floor = self._floor(running[index])
                 if floor is None or (stamps[index] < floor and _parse(stamps[index]) is not None):
                     order.ordered = False
@@ -164,7 +166,7 @@ class _Entry:
 
     __slots__ = ("head", "key", "order", "seen", "tail")
 
-    def __init__(self, key: str, seen: int, head: int, tail: int, order: FileOrder) -> None:
+    def __init__(self, key: str, seen: int, head: str, tail: str, order: FileOrder) -> None:
         self.key = key
         self.seen = seen
         self.head = head
@@ -189,7 +191,7 @@ def _read_entry(line: str) -> _Entry | None:
             earliest=b"" if earliest == "-" else earliest.encode(),
             latest=b"" if latest == "-" else latest.encode(),
         )
-        return _Entry(f"{dev} {ino} {margin}", int(seen), int(head), int(tail), order)
+        return _Entry(f"{dev} {ino} {margin}", int(seen), head, tail, order)
     except ValueError:
         return None
 
@@ -234,14 +236,14 @@ class OrderBook:
             key = f"{status.st_dev} {inode} {int(margin.total_seconds() * 1e6)}"
             size = status.st_size
             entry = self._entries.get(key)
-            head = 0 if compressed else _crc(handle, 0, min(size, _PROBE))
+            head = "-" if compressed else _probe(handle, 0, min(size, _PROBE))
             if (
                 entry is not None
                 and not compressed
                 and (
                     entry.seen > size
                     or entry.head != head
-                    or entry.tail != _crc(handle, max(entry.seen - _PROBE, 0), entry.seen)
+                    or entry.tail != _probe(handle, max(entry.seen - _PROBE, 0), entry.seen)
                 )
             ):
                 entry = None  # not the file that was checked: check it again
@@ -258,10 +260,10 @@ class OrderBook:
             seen += cut
             if cut < len(block):
                 break  # a last line still being written: checked next time
-        tail = 0
+        tail = "-"
         if not compressed:
             with reader.open_log(path) as handle:
-                tail = _crc(handle, max(seen - _PROBE, 0), seen)
+                tail = _probe(handle, max(seen - _PROBE, 0), seen)
         self._entries.pop(key, None)
         self._entries[key] = _Entry(key, seen, head, tail, check.order)
         self._changed = True
@@ -308,16 +310,14 @@ def _read_own(path: str) -> list[str]:
         return handle.read(1 << 20).decode("ascii", "replace").splitlines()
 
 
-def _crc(handle: object, start: int, stop: int) -> int:
-    """CRC-32 of the file's bytes from ``start`` to ``stop``."""
-    import binascii  # noqa: PLC0415 - loaded at start-up already
-
+def _probe(handle: object, start: int, stop: int) -> str:
+    """The file's bytes from ``start`` to ``stop`` as hex ("-": none)."""
     seek: Callable[[int], int] = handle.seek  # type: ignore[attr-defined]
     read: Callable[[int], bytes] = handle.read  # type: ignore[attr-defined]
     if stop <= start:
-        return 0
+        return "-"
     seek(start)
-    return binascii.crc32(read(stop - start))
+    return read(stop - start).hex()
 
 
 def _time_at_or_after(handle: object, offset: int, size: int) -> tuple[int, datetime | None]:
