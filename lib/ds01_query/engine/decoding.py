@@ -40,8 +40,7 @@ MAX_NESTING = 64
 # without holding it (`reader`), and the decoders refuse it.
 MAX_LINE_BYTES = 64 << 10
 # Every byte but these is dropped before the nesting of a suspect line is counted.
-_STRUCTURE = frozenset(b'{}[]"\\')
-_NOT_STRUCTURE = bytes(c for c in range(256) if c not in _STRUCTURE)
+_STRUCTURE = b'{}[]"\\'
 _OPEN, _CLOSE, _QUOTE, _BACKSLASH = frozenset(b"{["), frozenset(b"}]"), ord('"'), ord("\\")
 _INFINITE = (float("inf"), float("-inf"))
 
@@ -123,7 +122,8 @@ def nesting_exceeds(line: bytes, limit: int = MAX_NESTING) -> bool:
     """
     if line.count(b"{") + line.count(b"[") <= limit:
         return False
-    return _deeper_than(line.translate(None, _NOT_STRUCTURE), limit)
+    other = bytes(c for c in range(256) if c not in _STRUCTURE)  # rare: built when needed
+    return _deeper_than(line.translate(None, other), limit)
 
 
 def _deeper_than(structure: bytes, limit: int) -> bool:
