@@ -223,3 +223,15 @@ def test_a_bisected_query_loads_only_what_it_needs(tmp_path: Path) -> None:
     )
     assert result.stdout.count(b"\n") == 4
     assert result.stderr == b""
+
+
+def test_a_long_scan_decodes_with_msgspec_from_its_first_line() -> None:
+    """Told that more than the cheap lines are coming, the decoder switches at once."""
+    decoder = EventDecoder()
+    before = decoder.decode
+    decoder.expect(10)  # a few lines: the stdlib decoder, no import
+    assert decoder.decode == before
+    decoder.expect(1_000_000)
+    assert decoder.decode != before
+    assert decoder(b'{"user":"alice"}') == {"user": "alice"}
+    assert decoder(b'{"user":') is None
