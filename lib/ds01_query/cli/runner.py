@@ -217,6 +217,8 @@ def run_query(request: QueryRequest, streams: Streams, now: datetime | None = No
     stats = search.ScanStats()
     try:
         return _run(request, streams=streams, filters=filters, files=files, stats=stats, book=book)
+    except reader.NotALogError as exc:  # swapped for a link or a FIFO while being read
+        raise UserError(str(exc)) from exc
     finally:
         book.save()
 
