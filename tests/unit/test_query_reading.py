@@ -206,7 +206,7 @@ import sys
 from ds01_query.cli.main import main
 main(["--file", sys.argv[1], "--since", "2025-11-22T05:00:00Z", "--json", "--all"])
 heavy = ["datetime", "re", "json", "typing", "ctypes", "mmap", "msgspec", "typer"]
-heavy += ["ds01_query.scan.bytescan", "ds01_query.scan.parallel"]
+heavy += ["ds01_query.scan.bytescan"]
 sys.stderr.write(" ".join(name for name in heavy if name in sys.modules))
 """
 
