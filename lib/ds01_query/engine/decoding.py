@@ -199,7 +199,10 @@ class EventDecoder:
             self.decode = _full_decoder(_load_msgspec())
 
     def _first_lines(self, line: bytes) -> Obj | None:
-        if refused(line):
+        # `refused`, inline: this runs once per line of a short query
+        if len(line) > MAX_LINE_BYTES or (
+            line.count(b"{") + line.count(b"[") > MAX_NESTING and nesting_exceeds(line)
+        ):
             return None
         if self._cheap_left <= 0 or _may_hold_surrogate(line):
             self.decode = _full_decoder(_load_msgspec())
