@@ -154,3 +154,25 @@ def test_an_ordered_log_is_bisected_and_remembered(tmp_path: Path) -> None:
     _write(path, [_line(NOW - timedelta(days=3), "mallory")], mode="a")
     (segment,) = segments_to_read([str(path)], filters, book=again)
     assert segment.start == 0  # out of order now: read whole
+
+
+def test_a_kept_order_another_user_could_have_written_is_ignored(tmp_path: Path) -> None:
+    """A cache file not this user's alone (sudo keeping a user's HOME) is not believed."""
+    import os
+
+    from ds01_query.engine.timeorder import OrderBook, cache_path
+
+    path = tmp_path / "events.jsonl"
+    _write(path, _genuine(NOW - timedelta(hours=2), NOW, 100))
+    where = cache_path({"HOME": str(tmp_path / "home")})
+    assert where is not None
+    book = OrderBook(where)
+    book.order_of(str(path), timedelta(minutes=10))
+    book.save()
+    assert OrderBook(where)._entries
+    os.chmod(where, 0o666)  # noqa: S103 - the file anyone could have rewritten
+    assert not OrderBook(where)._entries
+    os.chmod(where, 0o600)
+    if os.geteuid() == 0:
+        os.chown(where, 65534, 65534)
+        assert not OrderBook(where)._entries
