@@ -70,8 +70,8 @@ _HOST_KINDS = ("maintenance", "monitoring", "watcher")
 REASONS = ["startup", "scrape timeout", "idle 72h", "dcgm restarted", "disk 91%"]
 
 
-def _event(rng: random.Random, when: datetime) -> dict[str, object]:
-    user = rng.choice(USERS)
+def _event(rng: random.Random, when: datetime, users: int) -> dict[str, object]:
+    user = rng.choice(USERS[:users])
     kind = rng.choices(TYPES, TYPE_WEIGHTS)[0]
     uid = 1000 + USERS.index(user)
     details: dict[str, object]
@@ -160,11 +160,13 @@ def generate(
     disorder: timedelta = timedelta(seconds=0),
     exotic: float = 0.17,
     malformed: float = 0.0,
+    users: int = len(USERS),
 ) -> Iterator[str]:
     """``count`` lines (no newline), time-ordered within ``disorder``.
 
     With ``variety``, a share ``exotic`` of the lines use an unusual encoding and a
     share ``malformed`` are cut off mid-line (those are extra lines, not events).
+    ``users``: how many of `USERS` the events are spread over (the first ones).
     """
     rng = random.Random(seed)
     step = span / max(count, 1)
@@ -172,7 +174,7 @@ def generate(
         when = start + step * index
         if disorder and rng.random() < 0.05:  # 5% of lines were written late
             when -= disorder * rng.random()
-        event = _event(rng, when)
+        event = _event(rng, when, users)
         if variety and rng.random() < exotic:
             yield _exotic(rng, event)
             continue

@@ -1,8 +1,9 @@
 """ds01_query: the admins' query tool, ``ds01-events``, over the live and rotated logs.
 
-Parts: ``engine`` (filters, time specs, files and rotation, decoding, summary, follow,
-verify), ``scan`` (bytes to matching lines) and ``cli`` (the fast path, the Typer app,
-aliases, guided mode, help, rendering). Nothing outside this package imports it.
+Parts: ``engine`` (filters, time specs, files and rotation, each file's time order,
+decoding, summary, follow, verify), ``scan`` (bytes to matching lines, one process)
+and ``cli`` (the fast path, the Typer app, aliases, guided mode, help, rendering).
+Nothing outside this package imports it.
 
 Start-up rules, binding this package only. ``ds01-events`` starts a fresh interpreter
 per call, and a bisected ``--since`` query takes about as long as the interpreter's own

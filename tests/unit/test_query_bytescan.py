@@ -47,16 +47,17 @@ def test_every_occurrence_in_a_large_block() -> None:
     stop=st.integers(-5, 310),
 )
 def test_mapped_file_same_offsets(block: bytes, needle: bytes, start: int, stop: int) -> None:
-    """Searching a read-only map of the file in place gives the offsets bytes.find gives."""
+    """Searching a map of the file in place (or a read-only one) gives bytes.find's offsets."""
     block = block + needle + block
     with tempfile.TemporaryFile() as handle:
         handle.write(block)
         handle.flush()
-        with (
-            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
-            Searcher(mapped, worth_loading=0) as searcher,
-        ):
-            assert searcher.find(needle, start, stop) == block.find(needle, start, stop)
+        for access in (mmap.ACCESS_COPY, mmap.ACCESS_READ):
+            with (
+                mmap.mmap(handle.fileno(), 0, access=access) as mapped,
+                Searcher(mapped, worth_loading=0) as searcher,
+            ):
+                assert searcher.find(needle, start, stop) == block.find(needle, start, stop)
 
 
 def test_searcher_holds_the_map_until_closed(tmp_path: Path) -> None:
@@ -64,7 +65,7 @@ def test_searcher_holds_the_map_until_closed(tmp_path: Path) -> None:
     path = tmp_path / "log"
     path.write_bytes(b'{"user":"alice"}\n' * 1000)
     with path.open("rb") as handle:
-        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
     searcher = Searcher(mapped, worth_loading=0)
     assert searcher.find(b'"alice"', 20, len(mapped)) == 17 + 8
     with pytest.raises(BufferError):
@@ -81,7 +82,7 @@ def test_searchers_over_two_maps_close_in_any_order(tmp_path: Path) -> None:
         path = tmp_path / name
         path.write_bytes(b'{"user":"%s"}\n' % name.encode() * 100)
         with path.open("rb") as handle:
-            maps.append(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
+            maps.append(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY))
     first, second = (Searcher(m, worth_loading=0) for m in maps)
     assert first.find(b".1", 0, len(maps[0])) == 21
     assert second.find(b".1", 0, len(maps[1])) == -1
@@ -91,3 +92,31 @@ def test_searchers_over_two_maps_close_in_any_order(tmp_path: Path) -> None:
         maps[1].close()
     second.close()
     maps[1].close()
+
+
+class _NoCApi:
+    """Stands in for ``ctypes.pythonapi``: any use of the interpreter's C API fails."""
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(name)
+
+    def __getitem__(self, name: str) -> object:
+        raise AssertionError(name)
+
+
+def test_the_map_is_searched_in_place_without_the_c_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The map's address comes from ctypes' own from_buffer, never from ctypes.pythonapi."""
+    import ctypes
+
+    monkeypatch.setattr(ctypes, "pythonapi", _NoCApi())
+    path = tmp_path / "log"
+    path.write_bytes(b'{"user":"bob"}\n' * 1000 + b'{"user":"alice"}\n')
+    with path.open("rb") as handle:
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
+    with Searcher(mapped, worth_loading=0) as searcher:
+        assert searcher.find(b'"alice"', 0, len(mapped)) == 15 * 1000 + 8
+        with pytest.raises(BufferError):
+            mapped.close()  # held by the searcher: searched in place, in C
+    mapped.close()

@@ -206,7 +206,7 @@ import sys
 from ds01_query.cli.main import main
 main(["--file", sys.argv[1], "--since", "2025-11-22T05:00:00Z", "--json", "--all"])
 heavy = ["datetime", "re", "json", "typing", "ctypes", "mmap", "msgspec", "typer"]
-heavy += ["ds01_query.scan.bytescan", "ds01_query.scan.parallel"]
+heavy += ["ds01_query.scan.bytescan"]
 sys.stderr.write(" ".join(name for name in heavy if name in sys.modules))
 """
 
@@ -223,3 +223,15 @@ def test_a_bisected_query_loads_only_what_it_needs(tmp_path: Path) -> None:
     )
     assert result.stdout.count(b"\n") == 4
     assert result.stderr == b""
+
+
+def test_a_long_scan_decodes_with_msgspec_from_its_first_line() -> None:
+    """Told that more than the cheap lines are coming, the decoder switches at once."""
+    decoder = EventDecoder()
+    before = decoder.decode
+    decoder.expect(10)  # a few lines: the stdlib decoder, no import
+    assert decoder.decode == before
+    decoder.expect(1_000_000)
+    assert decoder.decode != before
+    assert decoder(b'{"user":"alice"}') == {"user": "alice"}
+    assert decoder(b'{"user":') is None

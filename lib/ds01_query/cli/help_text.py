@@ -26,9 +26,10 @@ OUTPUT
   Lines that are not JSON objects are skipped and counted on stderr.
 
 SPEED
-  A large scan (--user, --container, --grep over big files) is read by up to 4
-  processes at once, one share of the bytes each, the output in file order.
-  DS01_EVENTS_WORKERS=N sets how many (1: read in one process).
+  A scan (--user, --container, --grep) searches the raw bytes at memmem speed
+  and decodes only the lines that hold what it looks for. --since/--until bisect
+  a file once it has been seen to be in time order (remembered per user in
+  ~/.cache/ds01-events); any other file is read whole, so no line is missed.
 
 COMMANDS
   types      the event catalogue and each type's detail keys

@@ -148,8 +148,8 @@ def run() -> NoReturn:
     """Run ``ds01-events`` and end the process without the interpreter's teardown.
 
     Freeing every module and object at exit takes ~2 ms here, an eighth of a bisected
-    query, and there is nothing to clean up: the log is only read and any worker is
-    reaped before `main` returns. What is left is the output, flushed here; a reader
+    query, and there is nothing to clean up: the log is only read, and the remembered
+    file orders are saved before `main` returns. What is left is the output, flushed here; a reader
     that went away (``| head``) is no error.
     """
     status = main()

@@ -153,7 +153,10 @@ def summary_text(summary: Summary, local: tzinfo | None) -> str:
         out.append(f"range: {first} .. {last}")
     if summary.untimed:
         out.append(f"without a readable time: {summary.untimed}")
-    for title, counts in (("by type", summary.by_type), ("by user", summary.by_user)):
+    sections = [("by type", summary.by_type), ("by user", summary.by_user)]
+    if summary.claimed:
+        sections.append(("claimed by the sender, not attested", summary.claimed))
+    for title, counts in sections:
         out.append(f"{title}:")
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         out.extend(f"  {n:>9}  {escape(k)}" for k, n in ranked)

@@ -14,6 +14,7 @@ import sys
 from ds01_query.engine import reader
 from ds01_query.engine.dates import datetime, timedelta, timezone, tzinfo
 from ds01_query.engine.query import Filters, event_time, matches
+from ds01_query.engine.timeorder import OrderBook, cache_path
 from ds01_query.engine.timespec import TimespecError, parse_timespec
 from ds01_query.scan import search
 
@@ -134,37 +135,38 @@ def build_filters(request: QueryRequest, now: datetime, local: tzinfo | None) ->
     )
 
 
-def resolve_files(given: Sequence[str], environ: Mapping[str, str]) -> list[str]:
-    """Every file to read, oldest first; raise UserError when none is there or readable."""
+def resolve_files(
+    given: Sequence[str], environ: Mapping[str, str], err: TextIO | None = None
+) -> list[str]:
+    """Every file to read, oldest first; raise UserError when none is there or readable.
+
+    A path that is not a regular file (a link, a FIFO, a device: planted where others
+    can write) is skipped, and a file someone other than root could have written is
+    named; each once, on ``err``.
+    """
     lives = list(given) or [environ.get("DS01_EVENTS_FILE") or DEFAULT_FILE]
     files: list[str] = []
     for live in lives:
         files.extend(reader.log_files(live))
-    present = [p for p in files if os.path.exists(p)]
+    present, refused, forgeable = reader.screen(files)
+    if err is not None:
+        for problem in refused:
+            err.write(f"ds01-events: warning: {problem}\n")
+        if forgeable:
+            err.write(
+                f"ds01-events: warning: {', '.join(forgeable)} can be written by users other"
+                " than root, so lines in it may be forged; make the log root's alone"
+                " (chown root and chmod go-w the files and their folder)\n"
+            )
     if not present:
         names = ", ".join(str(p) for p in lives)
         raise UserError(f"no event log at {names}: set DS01_EVENTS_FILE or pass --file PATH")
-    for path in present:
-        reader.check_readable(path)
     return present
 
 
-MAX_WORKERS = 4  # a query on a shared server takes a few cores at most, never all
-
-
-def worker_count(environ: Mapping[str, str]) -> int:
-    """Processes a large scan may use: ``DS01_EVENTS_WORKERS``, else the usable CPUs (<= 4).
-
-    Raises UserError (exit 2) when the variable is not a whole number of at least 1.
-    """
-    given = environ.get("DS01_EVENTS_WORKERS", "")
-    if given:
-        if not (given.isascii() and given.isdigit() and int(given) >= 1):
-            msg = f"DS01_EVENTS_WORKERS={given!r} is not a number of processes (1 reads in one)"
-            raise UserError(msg, EXIT_USAGE)
-        return int(given)
-    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    return min(len(usable) if usable else os.cpu_count() or 1, MAX_WORKERS)
+def order_book(environ: Mapping[str, str]) -> OrderBook:
+    """Where this user's file orders are remembered (`timeorder`)."""
+    return OrderBook(cache_path(environ))
 
 
 def _report(stats: search.ScanStats, err: TextIO) -> None:
@@ -210,9 +212,26 @@ def run_query(request: QueryRequest, streams: Streams, now: datetime | None = No
     """Run one query; the exit status. Raises UserError for what the admin must fix."""
     now = now or datetime.now(timezone.utc)
     filters = build_filters(request, now, streams.local)
-    files = resolve_files(request.files, streams.environ)
-    workers = worker_count(streams.environ)
+    files = resolve_files(request.files, streams.environ, streams.err)
+    book = order_book(streams.environ)
     stats = search.ScanStats()
+    try:
+        return _run(request, streams=streams, filters=filters, files=files, stats=stats, book=book)
+    except reader.NotALogError as exc:  # swapped for a link or a FIFO while being read
+        raise UserError(str(exc)) from exc
+    finally:
+        book.save()
+
+
+def _run(
+    request: QueryRequest,
+    *,
+    streams: Streams,
+    filters: Filters,
+    files: list[str],
+    stats: search.ScanStats,
+    book: OrderBook,
+) -> int:
     if request.summary:
         from ds01_query.cli import render  # noqa: PLC0415 - only summaries and tables need it
         from ds01_query.engine.summary import summarize_events, summarize_files  # noqa: PLC0415
@@ -220,25 +239,19 @@ def run_query(request: QueryRequest, streams: Streams, now: datetime | None = No
         if filters.is_empty():
             result = summarize_files(files, stats, streams.local)
         else:
-            matched = search.iter_matches(files, filters, stats, workers=workers)
-            try:
-                result = summarize_events((m.event for m in matched), streams.local)
-            finally:
-                matched.close()  # stops and reaps any worker now, even on an error
+            matched = search.iter_matches(files, filters, stats, book=book)
+            result = summarize_events((m.event for m in matched), streams.local)
         streams.out.write(render.summary_text(result, streams.local) + "\n")
     elif request.follow:
-        return _follow(files, filters, request, streams, stats)
+        return _follow(files, filters, request, streams=streams, stats=stats, book=book)
     elif request.all:
-        matched = search.iter_matches(files, filters, stats, workers=workers)
-        try:
-            if request.json:
-                _write_json((m.line for m in matched), streams.out)
-            else:
-                _write_table(list(matched), streams)
-        finally:
-            matched.close()  # stops and reaps any worker now, even on a closed pipe
+        matched = search.iter_matches(files, filters, stats, book=book)
+        if request.json:
+            _write_json((m.line for m in matched), streams.out)
+        else:
+            _write_table(list(matched), streams)
     else:
-        last = search.last_matches(files, filters, max(request.limit, 0), stats=stats)
+        last = search.last_matches(files, filters, max(request.limit, 0), stats=stats, book=book)
         if request.json:
             _write_json((m.line for m in last), streams.out)
         else:
@@ -251,15 +264,20 @@ def _follow(
     files: list[str],
     filters: Filters,
     request: QueryRequest,
+    *,
     streams: Streams,
     stats: search.ScanStats,
+    book: OrderBook,
 ) -> int:
     from ds01_query.cli import render  # noqa: PLC0415 - only the table needs it
     from ds01_query.engine.follow import follow_lines  # noqa: PLC0415 - only --follow needs it
 
     live = files[-1]
     start = os.stat(live).st_size
-    last = search.last_matches(files, filters, max(request.limit, 0), stats=stats, live_end=start)
+    last = search.last_matches(
+        files, filters, max(request.limit, 0), stats=stats, live_end=start, book=book
+    )
+    book.save()  # --follow runs until stopped
     colour = render.use_colour(streams.out, streams.environ)
     if request.json:
         _write_json((m.line for m in last), streams.out)
@@ -299,17 +317,16 @@ def run_verify(
 ) -> int:
     """Check every line of every file; print problems as file:line; 1 if any."""
     from ds01_query.cli import render  # noqa: PLC0415 - only for escaping
-    from ds01_query.engine.verify import check_file  # noqa: PLC0415 - only this command needs it
+    from ds01_query.engine.verify import TimeWatch, check_file  # noqa: PLC0415 - only verify
 
     problems = 0
-    files = resolve_files(given, streams.environ)
-    previous: datetime | None = None
+    files = resolve_files(given, streams.environ, streams.err)
+    watch = TimeWatch(margin)
     for path in files:
-        for number, problem, when in check_file(path, previous, margin):
+        for number, problem, _ in check_file(path, watch):
             if problem:
                 problems += 1
                 streams.out.write(f"{path}:{number}: {render.escape(problem)}\n")
-            previous = max(previous, when) if previous and when else (when or previous)
     total = f"{problems} problem(s) in {len(files)} file(s)"
     streams.err.write(f"ds01-events verify: {total}\n")
     return EXIT_PROBLEM if problems else 0

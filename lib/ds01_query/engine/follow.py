@@ -11,7 +11,8 @@ import os
 import time
 from typing import TYPE_CHECKING, BinaryIO
 
-from ds01_query.engine.reader import LogUnreadableError
+from ds01_query.engine.decoding import MAX_LINE_BYTES
+from ds01_query.engine.reader import open_log
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -31,12 +32,10 @@ class LiveLog:
 
     def _open(self) -> None:
         try:
-            self._handle = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+            self._handle = open_log(self.path)  # a regular file, never through a link
         except FileNotFoundError:
             self._handle = None
             return
-        except PermissionError as exc:
-            raise LogUnreadableError(self.path, exc.strerror or "permission denied") from exc
         self._handle.seek(self._offset)
 
     def _read_rest(self) -> bytes:
@@ -79,7 +78,8 @@ class LiveLog:
         if cut < 0:
             self._partial = data
             return []
-        self._partial = data[cut + 1 :]
+        # A line never ended is kept only up to the bound: it is refused when it ends.
+        self._partial = data[cut + 1 : cut + 2 + MAX_LINE_BYTES]
         return [line for line in data[:cut].split(b"\n") if line.strip()]
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ from ds01_query.engine.dates import datetime, timezone
 # bisected --since query takes less time than importing them.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 Obj = dict[str, "Any"]
@@ -65,6 +66,33 @@ def event_user(obj: Obj) -> str | None:
     """Return the user name, only when it is text (a number is never a user name match)."""
     value = obj.get("user")
     return value if isinstance(value, str) else None
+
+
+def sender_uid(obj: Obj) -> int | None:
+    """The uid the kernel says sent a script's event (``origin.uid``), unless root's.
+
+    None for the watcher's own events (no ``origin``) and for root's wrappers, which
+    speak for the users they act for: only then is ``user`` the watcher's word.
+    """
+    origin = obj.get("origin")
+    uid = origin.get("uid") if isinstance(origin, dict) else None
+    if not isinstance(uid, int) or isinstance(uid, bool) or uid == 0:
+        return None
+    return uid
+
+
+def claimed_user(obj: Obj, account: Callable[[int], str]) -> tuple[str, str] | None:
+    """``(user, sender)`` when the event names a user its sender merely claims to be.
+
+    ``account`` names a uid. None when the user is attested: the watcher's or root's
+    word, or the sender's own name.
+    """
+    user = event_user(obj)
+    uid = sender_uid(obj)
+    if not user or uid is None:
+        return None
+    sender = account(uid)
+    return None if sender == user else (user, sender)
 
 
 def event_container(obj: Obj) -> str | None:

@@ -2,8 +2,14 @@
 
 Siblings of ``events.jsonl`` are ``events.jsonl-YYYYMMDD``, ``events.jsonl-YYYYMMDD-EPOCH``
 (our logrotate ``dateformat``), ``events.jsonl.N`` (``.1`` newest), each optionally
-``.gz``. Nothing here decodes JSON except `line_time`, used to bisect a time-ordered
-file. Memory is bounded by the chunk size, whatever the file size.
+``.gz``. Nothing here decodes JSON. Memory is bounded by the chunk size, whatever the
+file size: a line longer than `MAX_LINE_BYTES` comes back cut to one byte over that
+bound, which every decoder refuses, so it is counted as malformed.
+
+Where the log's folder is writable by someone else, a sibling may be planted: a FIFO
+(which would hang a plain ``open``), a link to ``/dev/zero`` or ``/etc/shadow``. Every
+file is opened with ``O_NOFOLLOW | O_NONBLOCK`` and read only when it is a regular
+file (`open_log`); `screen` says which files to skip and which could be forged.
 
 Paths are plain strings (``os.PathLike`` accepted): pathlib, and the re it imports,
 cost more to load than a bisected ``--since`` query takes.
@@ -11,22 +17,31 @@ cost more to load than a bisected ``--since`` query takes.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 
-from ds01_query.engine.decoding import stdlib_decode
-from ds01_query.engine.query import parse_event_time
+from ds01_query.engine.decoding import MAX_LINE_BYTES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import mmap
-    from collections.abc import Callable, Iterator
-    from datetime import datetime
+    from collections.abc import Iterable, Iterator
+    from typing import BinaryIO
 
     StrPath = str | os.PathLike[str]
 
 CHUNK_BYTES = 8 << 20
-_CLOSE_ENOUGH = 4096  # stop bisecting: scanning this much is cheaper than a seek
 DEFAULT_GROUP = "adm"
+_KEEP = MAX_LINE_BYTES + 1  # what is kept of an overlong line: enough to be refused
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+)
 
 
 class LogUnreadableError(OSError):
@@ -38,6 +53,75 @@ class LogUnreadableError(OSError):
             f"{_group_of(path)!r} (sudo usermod -aG {_group_of(path)} $USER), then log in again"
         )
         self.path = os.fspath(path)
+
+
+class NotALogError(OSError):
+    """A path that is not a regular file (a link, a FIFO, a device): never read."""
+
+    def __init__(self, path: StrPath, kind: str) -> None:
+        folder = os.path.dirname(os.path.abspath(path))
+        super().__init__(
+            f"not reading {os.fspath(path)}: it is {kind}, not a regular file"
+            f" (whoever can write to {folder} may have planted it)"
+        )
+        self.path = os.fspath(path)
+
+
+def open_log(path: StrPath) -> BinaryIO:
+    """Open a log file for reading: never through a link, never anything but a regular file.
+
+    ``O_NONBLOCK`` makes opening a FIFO return at once (a plain open waits for a
+    writer); ``fstat`` on the open file then refuses it, with no window for a swap.
+    Raises LogUnreadableError, NotALogError or FileNotFoundError.
+    """
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except PermissionError as exc:
+        raise LogUnreadableError(path, exc.strerror or "permission denied") from exc
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotALogError(path, "a symbolic link") from exc
+        raise
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise NotALogError(path, next((name for test, name in _KINDS if test(mode)), "not a file"))
+    return os.fdopen(fd, "rb")
+
+
+def forgeable(status: os.stat_result) -> str | None:
+    """Say why someone other than root could write a file with this status (None: nobody)."""
+    if status.st_uid != 0:
+        return f"owned by uid {status.st_uid}"
+    if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"mode {stat.S_IMODE(status.st_mode):04o}"
+    return None
+
+
+def screen(paths: Iterable[str]) -> tuple[list[str], list[str], list[str]]:
+    """Split ``paths`` into (files to read, why each refused one is skipped, forgeable files).
+
+    A missing file is dropped silently; an unreadable one raises LogUnreadableError.
+    Each forgeable file is named with the reason: its lines may have been written by
+    someone other than the watcher.
+    """
+    usable: list[str] = []
+    refused: list[str] = []
+    forged: list[str] = []
+    for path in paths:
+        try:
+            handle = open_log(path)
+        except FileNotFoundError:
+            continue
+        except NotALogError as exc:
+            refused.append(str(exc))
+            continue
+        with handle:
+            why = forgeable(os.fstat(handle.fileno()))
+        if why is not None:
+            forged.append(f"{os.path.basename(path)} ({why})")
+        usable.append(path)
+    return usable, refused, forged
 
 
 def _group_of(path: StrPath) -> str:
@@ -86,7 +170,7 @@ def log_files(live: StrPath) -> list[str]:
     keyed = ((_rotated_key(name[len(prefix) :]), name) for name in names if name.startswith(prefix))
     rotated = sorted((key, os.path.join(folder, name)) for key, name in keyed if key is not None)
     ordered = [path for _, path in rotated]
-    if os.path.exists(live) or not ordered:
+    if os.path.lexists(live) or not ordered:
         ordered.append(live)
     return ordered
 
@@ -97,31 +181,25 @@ def is_compressed(path: StrPath) -> bool:
 
 
 def check_readable(path: StrPath) -> None:
-    """Raise LogUnreadableError (or FileNotFoundError) unless ``path`` can be opened."""
-    try:
-        with open(path, "rb"):
-            pass
-    except PermissionError as exc:
-        raise LogUnreadableError(path, exc.strerror or "permission denied") from exc
+    """Raise LogUnreadableError, NotALogError or FileNotFoundError unless ``path`` can be read."""
+    open_log(path).close()
 
 
 def map_plain(path: StrPath) -> mmap.mmap | None:
-    """Map a plain file read-only (None when it is empty); close the map when done.
+    """Map a plain file (None when it is empty); close the map when done. Never written.
 
-    Our logrotate config renames and never truncates, so the mapped bytes stay there
-    (a file truncated under a mapping would fault on the lost pages).
+    ``ACCESS_COPY`` (private): the same pages as a read-only map until written, which
+    nothing does, and ctypes may take its address (`bytescan`). Our logrotate config
+    renames and never truncates, so the mapped bytes stay there (a file truncated
+    under a mapping would fault on the lost pages).
     """
     import mmap  # noqa: PLC0415 - only scans with needles map the file
 
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
-    except PermissionError as exc:
-        raise LogUnreadableError(path, exc.strerror or "permission denied") from exc
-    with handle:
+    with open_log(path) as handle:
         size = os.fstat(handle.fileno()).st_size
         if size == 0:
             return None
-        return mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_READ)
+        return mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_COPY)
 
 
 def iter_chunks(
@@ -148,11 +226,7 @@ def iter_blocks(
         for chunk in _stream_chunks(path, size):
             yield chunk, len(chunk)
         return
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
-    except PermissionError as exc:
-        raise LogUnreadableError(path, exc.strerror or "permission denied") from exc
-    with handle:
+    with open_log(path) as handle:
         position = handle.seek(start)
         while end is None or position < end:
             want = size if end is None else min(size, end - position)
@@ -161,28 +235,46 @@ def iter_blocks(
                 return
             if end is not None and position + len(block) >= end and not block.endswith(b"\n"):
                 # Finish the line the end offset falls in, never cut it.
-                block += handle.readline()
+                block += _rest_of_line(handle, _KEEP)[0]
                 yield block, len(block)
                 return
             if len(block) < want:  # end of file: a last line without newline too
                 yield block, len(block)
                 return
             stop = block.rfind(b"\n") + 1
-            if stop == 0:  # a line longer than the block: read it whole
-                block += handle.readline()
-                stop = len(block)
+            if stop == 0:  # a line longer than the block: read it, up to the bound
+                rest, read = _rest_of_line(handle, _KEEP - len(block))
+                line = block + rest
+                if len(block) + read > len(line) or len(line) > _KEEP:  # cut: refused later
+                    line = line[:_KEEP] + b"\n"
+                yield line, len(line)
+                position = handle.seek(position + len(block) + read)
+                continue
             yield block, stop
             position = handle.seek(position + stop)
+
+
+def _rest_of_line(handle: BinaryIO, keep: int) -> tuple[bytes, int]:
+    """Read through the next newline: (at most ``keep`` bytes of it, bytes read in all).
+
+    Past ``keep`` bytes the rest is read in blocks and dropped: a line of any length
+    costs no more memory than the bound.
+    """
+    kept = handle.readline(keep) if keep > 0 else b""
+    read = len(kept)
+    if kept.endswith(b"\n") or (keep > 0 and len(kept) < keep):  # the line ended (or the file)
+        return kept, read
+    while piece := handle.readline(CHUNK_BYTES):
+        read += len(piece)
+        if piece.endswith(b"\n"):
+            break
+    return kept, read
 
 
 def _stream_chunks(path: StrPath, size: int) -> Iterator[bytes]:
     import gzip  # noqa: PLC0415 - only rotated files are compressed
 
-    try:
-        handle = gzip.open(path, "rb")  # noqa: SIM115 - closed by the with below
-    except PermissionError as exc:
-        raise LogUnreadableError(path, exc.strerror or "permission denied") from exc
-    with handle:
+    with open_log(path) as raw, gzip.open(raw, "rb") as handle:
         carry = b""
         while True:
             block = handle.read(size)
@@ -191,8 +283,8 @@ def _stream_chunks(path: StrPath, size: int) -> Iterator[bytes]:
                     yield carry
                 return
             cut = block.rfind(b"\n")
-            if cut < 0:
-                carry += block
+            if cut < 0:  # keep no more of a long line than it takes to refuse it
+                carry = (carry + block)[:_KEEP]
                 continue
             yield carry + block[: cut + 1]
             carry = block[cut + 1 :]
@@ -202,11 +294,7 @@ def next_line_start(path: StrPath, offset: int) -> int:
     """Return the first line start at or after ``offset`` in a plain file (its size: none)."""
     if offset <= 0:
         return 0
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
-    except PermissionError as exc:
-        raise LogUnreadableError(path, exc.strerror or "permission denied") from exc
-    with handle:
+    with open_log(path) as handle:
         position = handle.seek(offset - 1)
         while block := handle.read(1 << 16):
             newline = block.find(b"\n")
@@ -217,12 +305,8 @@ def next_line_start(path: StrPath, offset: int) -> int:
 
 
 def lines_backwards(path: StrPath, end: int | None = None, block: int = 1 << 16) -> Iterator[bytes]:
-    """Yield the lines of a plain file before byte ``end``, last first."""
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
-    except PermissionError as exc:
-        raise LogUnreadableError(path, exc.strerror or "permission denied") from exc
-    with handle:
+    """Yield the lines of a plain file before byte ``end``, last first (overlong ones cut)."""
+    with open_log(path) as handle:
         position = handle.seek(0, os.SEEK_END) if end is None else end
         tail = b""
         while position > 0:
@@ -231,77 +315,7 @@ def lines_backwards(path: StrPath, end: int | None = None, block: int = 1 << 16)
             handle.seek(position)
             data = handle.read(step) + tail
             parts = data.split(b"\n")
-            tail = parts[0]
+            tail = parts[0][:_KEEP]  # a line longer than that is refused whatever is kept
             yield from (p for p in reversed(parts[1:]) if p)
         if tail:
             yield tail
-
-
-def line_time(line: bytes) -> datetime | None:
-    """Return the time of one line, or None when it is not an event with a time."""
-    try:
-        obj = stdlib_decode(line.decode("utf-8"))
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        return None
-    if not isinstance(obj, dict):
-        return None
-    value = obj.get("timestamp")
-    return parse_event_time(value if value is not None else obj.get("ts"))
-
-
-def _time_at_or_after(handle: object, offset: int, size: int) -> tuple[int, datetime | None]:
-    """Find the first line with a time starting at or after ``offset``: (start, time)."""
-    read: Callable[[int], bytes] = handle.read  # type: ignore[attr-defined]
-    seek: Callable[[int], int] = handle.seek  # type: ignore[attr-defined]
-    position = offset
-    if position > 0:
-        seek(position - 1)
-        data = b""
-        while b"\n" not in data:
-            more = read(8192)
-            if not more:
-                return size, None
-            data += more
-        position = position - 1 + data.index(b"\n") + 1
-    while position < size:
-        seek(position)
-        line = read(4096).split(b"\n", 1)[0]
-        when = line_time(line)
-        if when is not None:
-            return position, when
-        position += len(line) + 1
-    return size, None
-
-
-def bisect_offset(path: StrPath, when: datetime) -> int:
-    """Find a line-start offset in a time-ordered plain file before which every line is < ``when``.
-
-    Lines without a time are stepped over. Costs O(log size) short reads.
-    """
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
-    except PermissionError as exc:
-        raise LogUnreadableError(path, exc.strerror or "permission denied") from exc
-    with handle:
-        size = handle.seek(0, os.SEEK_END)
-        lo, hi = 0, size
-        while hi - lo > _CLOSE_ENOUGH:
-            mid = (lo + hi) // 2
-            start, found = _time_at_or_after(handle, mid, size)
-            if found is not None and found < when:
-                lo = start
-            else:
-                hi = mid
-        # lo is a line start (0 or a found line start).
-        return lo
-
-
-def first_time(path: StrPath) -> datetime | None:
-    """Return the time of the first line that has one (reads only the start of the file)."""
-    for chunk in iter_chunks(path, size=1 << 16):
-        for line in chunk.split(b"\n"):
-            when = line_time(line)
-            if when is not None:
-                return when
-        return None
-    return None

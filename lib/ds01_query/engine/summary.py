@@ -1,5 +1,9 @@
 """``--summary``: total, time range, counts by type, by user and per local day.
 
+Users are counted apart by what vouches for them: ``by_user`` holds the names the
+watcher (or root) attests, and the sender's own; ``claimed`` the names a sender gave
+for someone else (``alice (sent by bob)``), never counted as fact (`claimed_user`).
+
 With no filters, lines are decoded a chunk at a time into a small Struct (only the
 fields counted) and counted with C-level Counter updates; otherwise the matching
 events from the engine are counted one by one. Both give the same numbers.
@@ -7,6 +11,8 @@ events from the engine are counted one by one. Both give the same numbers.
 
 from __future__ import annotations
 
+import functools
+import pwd
 from collections import Counter
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
@@ -16,7 +22,7 @@ import msgspec
 
 from ds01_query.engine import reader
 from ds01_query.engine.dates import date, datetime, timezone, tzinfo
-from ds01_query.engine.query import Obj, event_type, event_user, parse_event_time
+from ds01_query.engine.query import Obj, claimed_user, event_type, event_user, parse_event_time
 from ds01_query.scan.search import ScanStats, decode_event
 
 if TYPE_CHECKING:
@@ -36,6 +42,20 @@ class _Counted(msgspec.Struct):
     event_type: Any = None
     event: Any = None
     user: Any = None
+    origin: Any = None
+
+
+@functools.lru_cache(maxsize=1024)
+def account_name(uid: int) -> str:
+    """The login name of ``uid`` (``uid N`` when it has none)."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, OverflowError):
+        return f"uid {uid}"
+
+
+def _claim_key(user: str, sender: str) -> str:
+    return f"{user} (sent by {sender})"
 
 
 _one_decoder = msgspec.json.Decoder(_Counted)
@@ -55,6 +75,7 @@ class Summary:
     last: datetime | None = None
     by_type: Counter[str] = field(default_factory=Counter)
     by_user: Counter[str] = field(default_factory=Counter)
+    claimed: Counter[str] = field(default_factory=Counter)
     buckets: Counter[str] = field(default_factory=Counter)
     untimed: int = 0
 
@@ -109,7 +130,11 @@ def summarize_events(events: Iterable[Obj], local: tzinfo | None = None) -> Summ
     for obj in events:
         summary.total += 1
         summary.by_type[event_type(obj) or NO_TYPE] += 1
-        summary.by_user[event_user(obj) or NO_USER] += 1
+        claim = claimed_user(obj, account_name)
+        if claim is None:
+            summary.by_user[event_user(obj) or NO_USER] += 1
+        else:
+            summary.claimed[_claim_key(*claim)] += 1
         stamp = obj.get("timestamp")
         stamps.append(stamp if stamp is not None else obj.get("ts"))
         if len(stamps) >= _BATCH:
@@ -125,7 +150,7 @@ def _decode_chunk(chunk: bytes, path: StrPath, stats: ScanStats) -> list[_Counte
         batch = _one_decoder.decode_lines(chunk)
         if len(batch) == lines:
             return batch
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except Exception:  # noqa: S110 - any line it cannot take: counted line by line below
         pass
     # Some line is not one object. Decode groups of lines; only a group holding such a
     # line is counted line by line, as the filtered path does, so a few malformed
@@ -138,18 +163,28 @@ def _decode_chunk(chunk: bytes, path: StrPath, stats: ScanStats) -> list[_Counte
         group = rows[first : first + _GROUP]
         try:
             batch = _one_decoder.decode_lines(b"\n".join(group))
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except Exception:
             batch = []
         if len(batch) == len(group):
             good.extend(batch)
+        else:
+            good.extend(_one_by_one(group, path, stats))
+    return good
+
+
+def _one_by_one(group: list[bytes], path: StrPath, stats: ScanStats) -> list[_Counted]:
+    """Decode lines one at a time, as the filtered path does; count the malformed."""
+    good: list[_Counted] = []
+    for line in group:
+        if not line.strip():
             continue
-        for line in group:
-            if not line.strip():
-                continue
-            if decode_event(line) is None:
-                stats.note_malformed(path)
-                continue
+        if decode_event(line) is None:
+            stats.note_malformed(path)
+            continue
+        try:
             good.append(_one_decoder.decode(line))
+        except Exception:
+            stats.note_malformed(path)
     return good
 
 
@@ -175,6 +210,18 @@ def summarize_files(
                     if not isinstance(item.event_type, str):
                         kind = item.event if isinstance(item.event, str) else NO_TYPE
                         summary.by_type[kind] += 1
+            if any(map(attrgetter("origin"), batch)):  # a C loop: most chunks have no sender
+                _move_claims(summary, [i for i in batch if i.origin])
             stamps = [i.timestamp if i.timestamp is not None else i.ts for i in batch]
             _add_times(summary, stamps, width)
+    summary.by_user = +summary.by_user  # drop the names every count of which was a claim
     return summary
+
+
+def _move_claims(summary: Summary, sent: list[_Counted]) -> None:
+    """Move the users that senders only claim from ``by_user`` to ``claimed``."""
+    for item in sent:
+        claim = claimed_user({"user": item.user, "origin": item.origin}, account_name)
+        if claim is not None:
+            summary.by_user[claim[0]] -= 1
+            summary.claimed[_claim_key(*claim)] += 1

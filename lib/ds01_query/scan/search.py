@@ -2,9 +2,10 @@
 
 Exactness: a line is returned only after it is decoded in full (`decoding`, last
 duplicate key wins, like jq) and passes `query.matches`. The shortcuts only skip lines that
-cannot match: byte needles (`query.needles`) and, for ``--since``/``--until`` on a
-plain file, bisection on byte offsets widened by ``margin`` for lines slightly out
-of time order near rotation boundaries.
+cannot match: byte needles (`query.needles`) and, for ``--since``/``--until``, what
+`timeorder` knows of each file: a file whose times all fall outside the bounds is
+skipped, and only a file seen to be in time order (within ``margin``) is bisected or
+read backwards only until an older line. A single process reads everything.
 """
 
 from __future__ import annotations
@@ -13,24 +14,23 @@ import os
 
 from ds01_query.engine import reader
 from ds01_query.engine.dates import datetime, timedelta
-from ds01_query.engine.decoding import EventDecoder
+from ds01_query.engine.decoding import MAX_LINE_BYTES, EventDecoder
 from ds01_query.engine.query import event_time, matches, needles
+from ds01_query.engine.timeorder import OrderBook, bisect_offset
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import mmap
-    from collections.abc import Generator, Iterator, Sequence
+    from collections.abc import Iterator, Sequence
 
     from ds01_query.engine.query import Filters, Obj
     from ds01_query.engine.reader import StrPath
+    from ds01_query.engine.timeorder import FileOrder
     from ds01_query.scan.bytescan import Buffer, Finder
 
 DEFAULT_MARGIN = timedelta(minutes=10)
 SCAN_WINDOW = 8 << 20  # bytes of a mapped file searched before its candidates are yielded
-# A scan shares out to worker processes only in shares of at least this many bytes:
-# about 20 ms of searching here, against about 1 ms to fork a worker.
-SHARE_BYTES = 32 << 20
-COMPRESSED_WEIGHT = 6  # a gzipped log line is about a sixth of its size on disk
+_KEEP = MAX_LINE_BYTES + 1  # what is copied out of an overlong line: enough to refuse it
 # One per process: it only remembers whether msgspec has been loaded yet.
 _decoder = EventDecoder()
 
@@ -52,29 +52,14 @@ class ScanStats:
 
 
 class Match:
-    """One matching line (no newline) and what it decodes to.
+    """One matching line (no newline) and what it decodes to."""
 
-    ``event`` may be left out for a line already known to match (one a worker process
-    found): it is decoded on first use, so ``--json`` never decodes such a line twice.
-    """
+    __slots__ = ("event", "line")
 
-    __slots__ = ("_event", "line")
-
-    def __init__(self, line: bytes, event: Obj | None = None) -> None:
-        """Pair the raw line with its decoded event (None: decode it when asked)."""
+    def __init__(self, line: bytes, event: Obj) -> None:
+        """Pair the raw line with its decoded event."""
         self.line = line
-        self._event = event
-
-    @property
-    def event(self) -> Obj:
-        """The decoded event."""
-        if self._event is None:
-            event = _decoder(self.line)
-            if event is None:  # only lines that decoded once are ever given without
-                msg = f"a matched line no longer decodes: {self.line[:80]!r}"
-                raise ValueError(msg)
-            self._event = event
-        return self._event
+        self.event = event
 
 
 class Segment:
@@ -165,7 +150,8 @@ def _add_spans(
             or (only is not None and line_find(only, position, end) >= 0)
             or (only is None and any(line_find(c, position, end) >= 0 for c in checks))
         ):
-            spans[line_rfind(b"\n", start, position) + 1 or start] = end
+            begin = line_rfind(b"\n", start, position) + 1 or start
+            spans[begin] = min(end, begin + _KEEP)  # an overlong line: refused, not copied
         position = find(probe, end + 1, stop)
 
 
@@ -205,10 +191,25 @@ def _mapped_batches(
             stop = min(position + SCAN_WINDOW, last)
             if stop < last:
                 cut = mapped.rfind(b"\n", position, stop) + 1
+                if cut <= position and stop - position > MAX_LINE_BYTES:
+                    position = _skip_line(mapped, stop, last)  # far too long to be an event
+                    continue
                 stop = cut if cut > position else _line_end(mapped, stop, last)
             yield stop, candidate_lines(mapped, wanted, stop, start=position, find=searcher.find)
             _forget_pages(mapped, stop)
             position = stop
+
+
+def _skip_line(mapped: mmap.mmap, position: int, last: int) -> int:
+    """Return where the line ``position`` falls in ends, a window at a time (pages let go)."""
+    while position < last:
+        stop = min(position + SCAN_WINDOW, last)
+        newline = mapped.find(b"\n", position, stop)
+        _forget_pages(mapped, stop)
+        if newline >= 0:
+            return newline + 1
+        position = stop
+    return last
 
 
 def _forget_pages(mapped: mmap.mmap, stop: int) -> None:
@@ -226,34 +227,44 @@ def _forget_pages(mapped: mmap.mmap, stop: int) -> None:
         mapped.madvise(mmap.MADV_DONTNEED, 0, last)
 
 
-def _byte_range(path: StrPath, filters: Filters, margin: timedelta) -> tuple[int, int | None]:
-    if reader.is_compressed(path):
+def _byte_range(
+    path: StrPath, order: FileOrder | None, filters: Filters, margin: timedelta
+) -> tuple[int, int | None]:
+    """The bytes of ``path`` to read: all, unless its order is known to allow bisection."""
+    if order is None or not order.ordered or reader.is_compressed(path):
         return 0, None
-    start = 0 if filters.since is None else reader.bisect_offset(path, filters.since - margin)
+    start = 0 if filters.since is None else bisect_offset(path, filters.since - margin)
     end = None
     if filters.until is not None:
         # bisect_offset leaves at most a few KiB of lines below the bound unread.
-        end = reader.bisect_offset(path, filters.until + margin) + 8192
+        end = bisect_offset(path, filters.until + margin) + 8192
     return start, end
 
 
-def _skip_file(files: Sequence[StrPath], index: int, filters: Filters, margin: timedelta) -> bool:
-    """Tell whether a newer file starts before ``since``: every line here is older."""
-    if filters.since is None or index + 1 >= len(files):
-        return False
-    first = reader.first_time(files[index + 1])
-    return first is not None and first < filters.since - margin
+def _order(path: StrPath, filters: Filters, margin: timedelta, book: OrderBook) -> FileOrder | None:
+    """The order of ``path`` when a time filter needs it (None: no time filter)."""
+    if filters.since is None and filters.until is None:
+        return None
+    return book.order_of(path, margin)
 
 
 def segments_to_read(
-    files: Sequence[StrPath], filters: Filters, margin: timedelta = DEFAULT_MARGIN
+    files: Sequence[StrPath],
+    filters: Filters,
+    margin: timedelta = DEFAULT_MARGIN,
+    book: OrderBook | None = None,
 ) -> list[Segment]:
-    """The ranges of ``files`` (oldest first) that can hold a match, in file order."""
-    return [
-        Segment(path, *_byte_range(path, filters, margin))
-        for index, path in enumerate(files)
-        if not _skip_file(files, index, filters, margin)
-    ]
+    """The ranges of ``files`` (oldest first) that can hold a match, in file order.
+
+    ``book``: where file orders are remembered (None: checked afresh, forgotten after).
+    """
+    book = OrderBook(None) if book is None else book
+    segments = []
+    for path in files:
+        order = _order(path, filters, margin, book)
+        if order is None or order.may_hold(filters.since, filters.until):
+            segments.append(Segment(path, *_byte_range(path, order, filters, margin)))
+    return segments
 
 
 def iter_matches(
@@ -261,71 +272,45 @@ def iter_matches(
     filters: Filters,
     stats: ScanStats,
     margin: timedelta = DEFAULT_MARGIN,
-    *,
-    workers: int = 1,
-) -> Generator[Match, None, None]:
-    """Every matching event in ``files`` (oldest first), in file order.
-
-    ``workers`` above 1 lets a large scan run in that many processes (`parallel`);
-    the matches and the counts are the same, in the same order.
-    """
-    segments = segments_to_read(files, filters, margin)
-    if workers > 1 and sum(map(segment_weight, segments)) >= 2 * SHARE_BYTES:
-        from ds01_query.scan import parallel  # noqa: PLC0415 - only large scans fan out
-
-        yield from parallel.iter_matches(segments, filters, stats, workers=workers)
-    else:
-        yield from scan(segments, needles(filters), filters, stats)
-
-
-def scan(
-    segments: Sequence[Segment], wanted: Sequence[bytes] | None, filters: Filters, stats: ScanStats
+    book: OrderBook | None = None,
 ) -> Iterator[Match]:
-    """The matches in ``segments``, in order, read in this process."""
+    """Every matching event in ``files`` (oldest first), in file order."""
+    segments = segments_to_read(files, filters, margin, book)
+    wanted = needles(filters)
     for segment in segments:
         # Batches, not a generator per line: resuming nested generators for each of
         # thousands of candidates cost more than decoding them.
-        for _, batch in segment_batches(segment, wanted):
+        for batch in segment_batches(segment, wanted):
             yield from matching(batch, filters, stats, segment.path)
-
-
-def segment_weight(segment: Segment) -> int:
-    """About how many bytes reading ``segment`` means (a compressed byte counts several)."""
-    if reader.is_compressed(segment.path):
-        return os.path.getsize(segment.path) * COMPRESSED_WEIGHT
-    end = os.path.getsize(segment.path) if segment.end is None else segment.end
-    return max(end - segment.start, 0)
 
 
 def matching(lines: list[bytes], filters: Filters, stats: ScanStats, path: StrPath) -> list[Match]:
     """Return the lines that decode and pass ``filters``; count the others as malformed."""
     found: list[Match] = []
+    keep = found.append
     for line in lines:
-        event = _decoder(line)
+        event = _decoder.decode(line)  # looked up each time: it changes once msgspec loads
         if event is None:
             stats.note_malformed(path)
         elif matches(event, filters, line):
-            found.append(Match(line.rstrip(b"\r"), event))
+            keep(Match(line.rstrip(b"\r"), event))
     return found
 
 
-def segment_batches(
-    segment: Segment, wanted: Sequence[bytes] | None
-) -> Iterator[tuple[int | None, list[bytes]]]:
-    """The candidate lines of ``segment``, a list per block read, in order.
-
-    Each list comes with the offset the rest of the segment starts at (a line start),
-    or None in a compressed file, which cannot be resumed part way.
-    """
+def segment_batches(segment: Segment, wanted: Sequence[bytes] | None) -> Iterator[list[bytes]]:
+    """The candidate lines of ``segment``, a list per block read, in order."""
     path, start, end = segment.path, segment.start, segment.end
-    compressed = reader.is_compressed(path)
-    if wanted is not None and not compressed:
-        yield from _mapped_batches(path, wanted, start, end)
+    if wanted is not None and not reader.is_compressed(path):
+        first = True
+        for stop, batch in _mapped_batches(path, wanted, start, end):
+            if first and stop > start:  # how many candidates the whole range will give
+                last = os.path.getsize(path) if end is None else end
+                _decoder.expect(len(batch) * (last - start) // (stop - start))
+                first = False
+            yield batch
         return
-    offset = start
     for block, stop in reader.iter_blocks(path, start, end):
-        offset += stop
-        yield None if compressed else offset, candidate_lines(block, wanted, stop)
+        yield candidate_lines(block, wanted, stop)
 
 
 def last_matches(
@@ -336,40 +321,62 @@ def last_matches(
     stats: ScanStats,
     live_end: int | None = None,
     margin: timedelta = DEFAULT_MARGIN,
+    book: OrderBook | None = None,
 ) -> list[Match]:
     """Return the last ``count`` matches, oldest first, reading plain files from the end.
 
     ``live_end``: read the newest file only up to this offset (where --follow starts).
+    A file is read back only until a line older than ``--since`` (less the margin)
+    when it is known to be in time order; any other file is read back to its start.
     """
+    book = OrderBook(None) if book is None else book
     found: list[Match] = []
     oldest = None if filters.since is None else filters.since - margin
     for path in reversed(files):
         end = live_end if path == files[-1] else None
         if len(found) >= count:
             break
+        order = _order(path, filters, margin, book)
+        if order is not None and not order.may_hold(filters.since, filters.until):
+            continue
         if reader.is_compressed(path):
             from collections import deque  # noqa: PLC0415 - only for compressed files
 
             window: deque[Match] = deque(maxlen=count - len(found))
-            window.extend(iter_matches([path], filters, stats))
+            window.extend(iter_matches([path], filters, stats, margin, book))
             found.extend(reversed(window))
             continue
-        for line in reader.lines_backwards(path, end):
-            if not line.strip():
-                continue
-            event = decode_event(line)
-            if event is None:
-                stats.note_malformed(path)
-            elif matches(event, filters, line):
-                found.append(Match(line.rstrip(b"\r"), event))
-                if len(found) >= count:
-                    break
-            elif oldest is not None and _older(event, oldest):
-                # Time-ordered within the margin: nothing further back can match.
-                found.reverse()
-                return found
+        stop_at = oldest if order is not None and order.ordered else None
+        _read_back(path, end, filters, count, stop_at, found, stats)
     found.reverse()
     return found
+
+
+def _read_back(  # noqa: PLR0917 - the state of last_matches, for one file
+    path: StrPath,
+    end: int | None,
+    filters: Filters,
+    count: int,
+    stop_at: datetime | None,
+    found: list[Match],
+    stats: ScanStats,
+) -> None:
+    """Add ``path``'s matches to ``found``, last first, until it holds ``count``.
+
+    ``stop_at``: stop at a line older than this (only for a file known to be in order).
+    """
+    for line in reader.lines_backwards(path, end):
+        if not line.strip():
+            continue
+        event = decode_event(line)
+        if event is None:
+            stats.note_malformed(path)
+        elif matches(event, filters, line):
+            found.append(Match(line.rstrip(b"\r"), event))
+            if len(found) >= count:
+                return
+        elif stop_at is not None and _older(event, stop_at):
+            return  # in time order within the margin: nothing further back can match
 
 
 def _older(event: Obj, bound: datetime) -> bool:
