@@ -31,10 +31,27 @@ _ID = re.compile(r"[0-9a-f]{32}")
 # (RFC 5424). A header is printable ASCII without "{"; the JSON starts at the first "{".
 _LOGGER_HEADER = re.compile(rb"<\d{1,3}>[\x20-\x7a\x7c-\x7e]{0,512}(?=\{)")
 _JSON_TYPES = (str, int, float, bool, type(None), list, dict)
+# The envelope object, its details object and four levels inside a detail value: all
+# a real event needs. Deeper input is refused before decoding, whose recursion would
+# otherwise end the thread that reads it (RecursionError near 1000 levels).
+MAX_NESTING = 6
+# A JSON string (escapes included) and the bytes that are neither brackets nor quotes.
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_INNERMOST = re.compile(rb"\[\]|\{\}")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+# The name of the detail that keeps a client's own time when the watcher stamps its own.
+CLIENT_TIMESTAMP = "client_timestamp"
 
 
 class InvalidEvent(ValueError):
-    """An event that cannot be recorded as given; the message says what to fix."""
+    """An event that cannot be recorded as given; the message says what to fix.
+
+    ``reason`` is the short name the watcher counts it under.
+    """
+
+    def __init__(self, message: str, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class Origin(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -128,6 +145,14 @@ def _plain(value: object) -> object:
     return str(value)
 
 
+def _nests_within(value: object, levels: int) -> bool:
+    if isinstance(value, dict):
+        return levels > 0 and all(_nests_within(v, levels - 1) for v in value.values())
+    if isinstance(value, list):
+        return levels > 0 and all(_nests_within(v, levels - 1) for v in value)
+    return True
+
+
 def make_event(
     event_type: str,
     *,
@@ -143,6 +168,10 @@ def make_event(
     clean: dict[str, Any] = {}
     for key, value in (details or {}).items():
         clean[str(key)] = _plain(value)
+        # The watcher refuses deeper values: say so here, where the call can be fixed.
+        if not _nests_within(clean[str(key)], MAX_NESTING - 2):
+            msg = f"detail {key!r} nests deeper than {MAX_NESTING - 2} levels of lists/objects"
+            raise InvalidEvent(msg, reason="too_deep")
     if timestamp is not None and not _TIMESTAMP.fullmatch(timestamp):
         msg = f"timestamp {timestamp!r} is not UTC with 6 fractional digits and Z"
         raise InvalidEvent(msg)
@@ -235,15 +264,39 @@ def decode_line(line: bytes | str) -> Event:
     return _decoder.decode(line)
 
 
+def nesting_exceeds(data: bytes, limit: int = MAX_NESTING) -> bool:
+    """Tell whether brackets in ``data`` (outside JSON strings) nest deeper than ``limit``.
+
+    Cheap for ordinary lines: few brackets cannot nest deeply, so most lines need no
+    scan at all. Unbalanced input may be reported as too deep; it is not JSON anyway.
+    """
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    skeleton = _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
+    # Each round removes the innermost pairs, so an empty skeleton after ``limit``
+    # rounds means nothing nests deeper than that.
+    for _ in range(limit):
+        skeleton = _INNERMOST.sub(b"", skeleton)
+        if not skeleton:
+            return False
+    return True
+
+
 def decode_client_line(data: bytes) -> Event:
     """Decode and validate an event a client sent; its ``origin`` claim is discarded.
 
-    Raises InvalidEvent with a one-line reason.
+    Raises InvalidEvent with a one-line reason, and nothing else, whatever ``data`` is.
     """
+    if nesting_exceeds(data):
+        msg = f"nested deeper than {MAX_NESTING} levels; details values may nest 4 levels"
+        raise InvalidEvent(msg, reason="too_deep")
     try:
         event = _decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         msg = f"not a schema 1 envelope: {exc}"
+        raise InvalidEvent(msg) from exc
+    except Exception as exc:
+        msg = f"cannot decode: {exc!r}"
         raise InvalidEvent(msg) from exc
     check_event_type(event.event_type)
     if event.schema_version != SCHEMA_VERSION:

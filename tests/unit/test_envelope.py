@@ -23,13 +23,15 @@ from ds01_events.envelope import (
     utc_timestamp,
 )
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
+_leaves = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text()
+# Detail values nest at most four levels (MAX_NESTING counts the envelope and details).
+json_values = _leaves
+for _ in range(4):
+    json_values = (
+        _leaves
+        | st.lists(json_values, max_size=3)
+        | st.dictionaries(st.text(max_size=8), json_values, max_size=3)
+    )
 names = st.text(min_size=1, max_size=40)
 types = st.from_regex(r"[a-z0-9_]{1,8}(\.[a-z0-9_]{1,8}){1,2}", fullmatch=True)
 
@@ -173,3 +175,26 @@ def test_logger_header_is_stripped_only_when_well_formed():
     assert strip_logger_header(b"<13>Nov 22 03:20:23 root: " + body) == body
     assert strip_logger_header(body) == body
     assert strip_logger_header(b"<13>no json here") == b"<13>no json here"
+
+
+@pytest.mark.parametrize("depth", [5, 990, 1000, 100_000])
+def test_deep_nesting_is_refused_before_decoding(depth):
+    """A details value nested deeper than 4 levels is an InvalidEvent, never RecursionError."""
+    line = encode_line(make_event("a.b")).strip()
+    deep = b"[" * depth + b"]" * depth
+    data = line.replace(b'"host"', b'"details":{"a":' + deep + b'},"host"')
+    with pytest.raises(InvalidEvent) as caught:
+        decode_client_line(data)
+    assert caught.value.reason == "too_deep"
+
+
+def test_four_levels_and_brackets_in_strings_are_fine():
+    """Four levels inside a detail, and any number of brackets inside strings, decode."""
+    event = make_event("a.b", details={"a": [[[{"b": 1}]]], "s": "[{" * 100})
+    assert decode_client_line(encode_line(event).strip()).details == event.details
+
+
+def test_make_event_refuses_what_the_watcher_would():
+    """A caller nesting a detail 5 levels deep hears about it at the call."""
+    with pytest.raises(InvalidEvent, match="nests deeper"):
+        make_event("a.b", details={"a": [[[[[1]]]]]})

@@ -96,3 +96,71 @@ def test_one_report_per_window_with_counts_and_uids() -> None:
         "uids": {"1001": 2, "1002": 1},
     }
     assert sent[0].event_type == "ingest.rejected"
+
+
+def test_a_datagram_nesting_1000_deep_is_rejected_not_raised() -> None:
+    """The 2.2 KB `[`x1000 datagram is a too_deep reject, not a RecursionError."""
+    line = _line().rstrip(b"\n")
+    data = line.replace(b'"host"', b'"details":{"a":' + b"[" * 1000 + b"]" * 1000 + b'},"host"')
+    with pytest.raises(RejectedError) as caught:
+        parse_datagram(data, ORIGIN)
+    assert caught.value.reason == "too_deep"
+
+
+@pytest.mark.parametrize(
+    ("event_type", "source", "reason"),
+    [
+        ("watcher.start", None, "reserved_type"),
+        ("watcher.stop", "ds01-watcher", "reserved_type"),
+        ("container.start", "mallory.sh", "reserved_type"),
+        ("detection.host_gpu_process", None, "reserved_type"),
+        ("monitoring.dcgm_restart", None, "reserved_type"),
+        ("ingest.rejected", None, "reserved_type"),
+        ("resource.oom_kill", None, "reserved_type"),
+        ("maintenance.cleanup", "ds01-watcher", "reserved_source"),
+        ("maintenance.cleanup", " DS01-Watcher\t", "reserved_source"),
+    ],
+)
+def test_watcher_only_types_and_source_are_refused(
+    event_type: str, source: str | None, reason: str
+) -> None:
+    """Nothing a client sends may pose as the watcher's own record."""
+    data = encode_line(make_event(event_type, source=source))
+    with pytest.raises(RejectedError) as caught:
+        parse_datagram(data, ORIGIN)
+    assert caught.value.reason == reason
+
+
+def test_scripts_keep_gpu_allocate_under_their_own_source() -> None:
+    """An allocator script's gpu.allocate is taken, with its source and the real origin."""
+    event = parse_datagram(encode_line(make_event("gpu.allocate", source="alloc.sh")), ORIGIN)
+    assert (event.event_type, event.source, event.origin) == ("gpu.allocate", "alloc.sh", ORIGIN)
+
+
+def test_a_claimed_id_is_replaced() -> None:
+    """A client's id (perhaps another event's) never reaches the log."""
+    sent = make_event("test.x")
+    assert parse_datagram(encode_line(sent), ORIGIN).id != sent.id
+
+
+@pytest.mark.parametrize(
+    ("claimed", "kept"),
+    [
+        (" " * 200 + "alice", "alice"),
+        ("alice" + " " * 200, "alice"),
+        ("al\x1b[31mice\u202e", "al[31mice"),
+        ("a" * 250, "a" * 64),
+        ("\t\n\u200b", None),
+        ("bob smith", "bob smith"),
+    ],
+)
+def test_a_claimed_user_is_trimmed_and_bounded(claimed: str, kept: str | None) -> None:
+    """Whitespace and control/format characters go; at most 64 characters stay."""
+    event = parse_datagram(encode_line(make_event("test.x", user=claimed)), ORIGIN)
+    assert event.user == kept
+
+
+def test_a_claimed_client_timestamp_detail_is_dropped() -> None:
+    """Only the watcher writes details.client_timestamp."""
+    data = encode_line(make_event("test.x", details={"client_timestamp": "2020"}))
+    assert "client_timestamp" not in parse_datagram(data, ORIGIN).details

@@ -17,11 +17,15 @@ class Collect:
 
     def __init__(self) -> None:
         self.events: list[Event] = []
+        self.reports: list[Event] = []
         self.rejected: list[tuple[str, int | None]] = []
 
     def __call__(self, event: Event, /) -> bool:
-        """Keep the event; always accepted."""
-        self.events.append(event)
+        """Keep the event (the drain's own reports apart); always accepted."""
+        if event.event_type == "ingest.quarantined":
+            self.reports.append(event)
+        else:
+            self.events.append(event)
         return True
 
     def reject(self, reason: str, uid: int | None) -> None:
@@ -71,6 +75,7 @@ def test_symlinks_are_never_followed(tmp_path: Path) -> None:
     assert got.events == []
     assert target.exists()
     assert not (spool / "x.json").is_symlink()
+    assert [(e.details["reason"], e.details["uid"]) for e in got.reports] == [("symlink", 0)]
 
 
 def test_fifo_hardlink_and_huge_files_are_refused(tmp_path: Path) -> None:
@@ -87,6 +92,7 @@ def test_fifo_hardlink_and_huge_files_are_refused(tmp_path: Path) -> None:
     assert report.rejected == {"not_regular": 1, "hardlink": 1, "oversize": 1}
     assert got.events == []
     assert other.exists()
+    assert sorted(os.listdir(spool)) == []
     assert sorted(reason for reason, _ in got.rejected) == ["hardlink", "not_regular", "oversize"]
 
 
@@ -107,3 +113,91 @@ def test_no_room_defers_the_file(tmp_path: Path) -> None:
     assert drain.drain().deferred == 1
     assert got.events == []
     assert (tmp_path / "a.json").exists()
+
+
+def test_deep_nesting_is_a_counted_reject_not_an_exception(tmp_path: Path) -> None:
+    """A line nesting `[` 1000 deep is refused as too_deep; the lines around it are kept."""
+    good = encode_line(make_event("test.good"))
+    deep = good.replace(b'"host"', b'"details":{"a":' + b"[" * 1000 + b"]" * 1000 + b'},"host"')
+    (tmp_path / "a.json").write_bytes(good + deep + good)
+    got, drain = _drain(tmp_path)
+    report = drain.drain()
+    assert report.rejected == {"too_deep": 1}
+    assert len(got.events) == 2
+    assert not (tmp_path / "a.json").exists()
+
+
+def test_a_file_of_100000_lines_is_set_aside_and_later_files_drain(tmp_path: Path) -> None:
+    """A file with too many lines is quarantined, reported once, and blocks nothing after it."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    (spool / "0-wall.json").write_bytes(b"{}\n" * 100_000)
+    os.chown(spool / "0-wall.json", 65534, 65534)
+    later = make_event("test.later")
+    (spool / "1-later.json").write_bytes(encode_line(later))
+    got, drain = _drain(spool, has_room=lambda n: n <= 65_536)
+    report = drain.drain()
+    assert [e.event_type for e in got.events] == ["test.later"]
+    assert report.rejected == {"too_many_lines": 1}
+    assert report.deferred == 0
+    assert os.listdir(spool) == []
+    quarantine = tmp_path / "spool.quarantine"
+    assert (quarantine.stat().st_mode & 0o7777) == 0o700
+    (kept,) = quarantine.iterdir()
+    assert kept.stat().st_size == 300_000
+    assert [(e.details["reason"], e.details["uid"]) for e in got.reports] == [
+        ("too_many_lines", 65534)
+    ]
+    assert got.reports[0].details["moved_to"] == str(kept)
+    drain.drain()
+    assert len(got.reports) == 1
+
+
+def test_a_directory_in_the_spool_is_moved_aside(tmp_path: Path) -> None:
+    """A non-empty directory named *.json is quarantined once, not retried every pass."""
+    spool = tmp_path / "spool"
+    (spool / "d.json").mkdir(parents=True)
+    (spool / "d.json" / "inner").write_bytes(b"data")
+    got, drain = _drain(spool)
+    assert drain.drain().rejected == {"not_regular": 1}
+    assert drain.drain().rejected == {}
+    assert (tmp_path / "spool.quarantine").exists()
+    assert len(got.reports) == 1
+
+
+def test_a_file_others_may_write_is_refused(tmp_path: Path) -> None:
+    """A group- or world-writable file could hold anyone's lines: refused, not attributed."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    for name, mode in (("a.json", 0o666), ("b.json", 0o620)):
+        (spool / name).write_bytes(encode_line(make_event("test.planted")))
+        (spool / name).chmod(mode)
+    got, drain = _drain(spool)
+    assert drain.drain().rejected == {"writable_by_others": 2}
+    assert got.events == []
+
+
+def test_watcher_only_types_are_refused_from_the_spool(tmp_path: Path) -> None:
+    """watcher.*, container.* and source ds01-watcher are counted rejects; gpu.allocate stays."""
+    lines = [
+        encode_line(make_event("watcher.stop")),
+        encode_line(make_event("container.start", details={"container": "c"})),
+        encode_line(make_event("test.x", source="ds01-watcher")),
+        encode_line(make_event("gpu.allocate", source="allocator.sh")),
+    ]
+    (tmp_path / "a.json").write_bytes(b"".join(lines))
+    got, drain = _drain(tmp_path)
+    assert drain.drain().rejected == {"reserved_type": 2, "reserved_source": 1}
+    assert [e.event_type for e in got.events] == ["gpu.allocate"]
+
+
+def test_the_file_time_is_the_client_time(tmp_path: Path) -> None:
+    """A spooled event carries the spool file's mtime, not what its line claims."""
+    event = make_event("test.dated", timestamp="2020-01-01T00:00:00.000000Z")
+    spooled = tmp_path / "a.json"
+    spooled.write_bytes(encode_line(event))
+    os.utime(spooled, (1_800_000_000.25, 1_800_000_000.25))
+    got, drain = _drain(tmp_path)
+    drain.drain()
+    assert got.events[0].timestamp == "2027-01-15T08:00:00.250000Z"
+    assert got.events[0].id != event.id

@@ -30,6 +30,8 @@ from ds01_events.envelope import (
     make_event,
     strip_logger_header,
 )
+from watcher.admission import REASONS as ADMISSION_REASONS
+from watcher.admission import admit
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -44,7 +46,16 @@ MAX_HEADER_BYTES = 512
 RECV_BYTES = MAX_LINE_BYTES + MAX_HEADER_BYTES
 _CREDS = struct.Struct("3i")
 _SD_LISTEN_FDS_START = 3
-REASONS = ("oversize", "binary", "invalid", "rate_limited", "no_credentials")
+REASONS = (
+    "oversize",
+    "binary",
+    "invalid",
+    "too_deep",
+    *ADMISSION_REASONS,
+    "rate_limited",
+    "no_credentials",
+    "internal_error",
+)
 
 
 class RejectedError(Exception):
@@ -65,8 +76,11 @@ def parse_datagram(data: bytes, origin: Origin) -> Event:
         event = decode_client_line(payload)
     except InvalidEvent as exc:
         # Valid JSON is valid UTF-8 without raw NULs: only now tell binary from invalid.
-        raise RejectedError("binary" if _is_binary(payload) else "invalid", str(exc)) from None
-    event.origin = origin
+        reason = "binary" if _is_binary(payload) else exc.reason
+        raise RejectedError(reason, str(exc)) from None
+    refused = admit(event, origin)
+    if refused is not None:
+        raise RejectedError(refused, f"{event.event_type} from {event.source!r}")
     return event
 
 
@@ -286,7 +300,10 @@ class IngestServer:
                 self._rejects.add("receive_error", None)
                 poller.poll(100)
                 continue
-            self._handle(data, ancillary, flags, self._clock())
+            try:
+                self._handle(data, ancillary, flags, self._clock())
+            except Exception:
+                self._rejects.add("internal_error", None)
             handled += 1
             if handled % 1024 == 0:
                 self._beat = self._clock()
