@@ -2,9 +2,9 @@
 
 Pure: takes a decoded event and the attested origin, returns the reason to refuse it
 or cleans it in place. Types and the source that only the watcher writes are refused,
-so nothing a user sends can look like the watcher's own record. The event's id is
-always the watcher's (a client could reuse another event's id to shadow it in a
-de-duplicating store). A claimed user or source is a claim: trimmed of whitespace
+so nothing a user sends can look like the watcher's own record. (An id that
+reuses one already in the log is replaced by the sink, which sees every id.) A
+claimed user or source is a claim: trimmed of whitespace
 and control characters and bounded, so it cannot push other columns off a screen.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import unicodedata
 from typing import TYPE_CHECKING
 
-from ds01_events.envelope import CLIENT_TIMESTAMP, new_id
+from ds01_events.envelope import CLIENT_ID, CLIENT_TIMESTAMP
 
 if TYPE_CHECKING:
     from ds01_events.envelope import Event, Origin
@@ -66,14 +66,14 @@ def admit(event: Event, origin: Origin) -> str | None:
 
     The client's ``timestamp`` stays for the sink, which moves it to
     ``details.client_timestamp`` when it stamps its own; a client cannot claim
-    that detail itself.
+    that detail (nor ``client_id``) itself.
     """
     reason = refusal(event)
     if reason is not None:
         return reason
     event.origin = origin
-    event.id = new_id()
     event.user = clean_claim(event.user)
     event.source = clean_claim(event.source, MAX_SOURCE_CHARS)
     event.details.pop(CLIENT_TIMESTAMP, None)
+    event.details.pop(CLIENT_ID, None)
     return None

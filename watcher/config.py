@@ -75,11 +75,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     rate_burst: float = 2000.0
     rate_exempt_uids: tuple[int, ...] = (0,)
     reject_window_seconds: float = 60.0
-    spool_interval_seconds: float = 5.0
+    # Short: the library spools whenever the socket queue is full, and those events
+    # should reach the log about as soon as the others.
+    spool_interval_seconds: float = 2.0
     spool_max_bytes: int = 1_048_576
+    # A spool file of more lines is set aside (the library writes one event a file).
+    spool_max_lines: int = 10_000
     stop_timeout_seconds: float = 20.0
     # Prometheus endpoint on 127.0.0.1:<port>; off (None) until configured.
     metrics_port: int | None = None
+    # A loop (writer, socket reader, main) that did not turn for this long is logged
+    # as watcher.stall when it turns again.
+    stall_report_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         if self.queue_size < 1 or self.batch_max < 1:
@@ -94,6 +101,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             "stop_timeout_seconds",
             "gpu_interval_seconds",
             "gpu_timeout_seconds",
+            "stall_report_seconds",
+            "spool_max_lines",
         ):
             if getattr(self, field) <= 0:
                 raise ConfigError(f"{field} must be greater than 0")

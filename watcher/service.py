@@ -1,11 +1,15 @@
 """The composition root: builds the service from one Settings object and runs it.
 
-Parts, in start order: the sink (the only writer), ``watcher.start``, the ingest
+Parts, in start order: the sink (the only writer), ``watcher.start`` (and a
+``watcher.gap`` when the previous run did not end with ``watcher.stop``), the ingest
 socket, a first spool drain, the APScheduler scheduler (spool drain, rejection
 reports, the jobs `default_job_factories` builds such as the DCGM exporter watchdog, and
 any job added with `Service.add_job`), the extra components (the Docker event source),
-then READY=1. Stop runs in reverse and ends with ``watcher.stop``
-and a flushed, synced log.
+then READY=1. Stop runs in reverse and ends with ``watcher.stop`` and a flushed, synced
+log, within ``stop_timeout_seconds`` whatever a part does.
+
+Signals only leave a note (`watcher.signals`); the main loop acts on them, and
+notices its own stalls (SIGSTOP, a frozen machine) by the monotonic clock.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from ds01_events.envelope import make_event
+from ds01_events.envelope import make_event, utc_timestamp
 from watcher import __version__
 from watcher.docker.source import DockerSource
 from watcher.gpu.directory import DeviceDirectory
@@ -29,14 +34,16 @@ from watcher.gpu.wiring import SourceSlot, gpu_monitor
 from watcher.intake.ingest import IngestServer, RejectCounter, open_ingest_socket
 from watcher.intake.ratelimit import RateLimiter
 from watcher.intake.spool import SpoolDrain, ensure_spool_dir
+from watcher.last_run import Marker, find_last_run, gap_event, mark_running, mark_stopped
 from watcher.log_tail import read_recent_events
 from watcher.sdnotify import Notifier
+from watcher.signals import SignalInbox, take_early
 from watcher.sink import SOURCE, Sink
+from watcher.stall import StallWatch
 from watcher.typing import Component, EventLog, Submit
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from types import FrameType
 
     from watcher.config import Settings
     from watcher.gpu.monitor import GpuMonitor
@@ -132,12 +139,16 @@ class Service:
             stderr=self._stderr,
         )
         self.submit: Submit = self.sink.submit
+        self.stalls = StallWatch(self.submit, settings.stall_report_seconds)
+        self.sink.watch_stalls(self.stalls)
         self.rejects = RejectCounter(self.submit, settings.reject_window_seconds)
         self.spool = SpoolDrain(
             settings.spool_dir,
             self.submit,
             self.rejects.add,
             max_bytes=settings.spool_max_bytes,
+            # A file that could never fit the queue would wait for room forever.
+            max_lines=min(settings.spool_max_lines, settings.queue_size),
             has_room=lambda n: self.sink.pending() + n <= settings.queue_size,
         )
         self.scheduler = BackgroundScheduler(
@@ -158,10 +169,9 @@ class Service:
         self.components: list[Component] = []
         self.metrics: MetricsServer | None = None
         self.activated = False
-        self._wake = threading.Event()
+        self._signals: SignalInbox | None = None
         self._stopping = False
         self._stop_reason = "stopped"
-        self._hup = threading.Event()
         # More STATUS= text from jobs (GPU polling: what the last poll saw).
         self.status_parts: list[Callable[[], str | None]] = []
 
@@ -182,12 +192,17 @@ class Service:
     def start(self) -> None:
         """Start every part; raise OSError if the socket cannot be had."""
         settings = self.settings
+        state_dir = Path(settings.state_dir)
+        last_run = find_last_run(Path(settings.events_file), state_dir)
+        self.sink.seen_ids(list(last_run.ids))
         self.sink.start()
         sock, self.activated = open_ingest_socket(settings.socket)
+        started = utc_timestamp()
         self.submit(
             make_event(
                 "watcher.start",
                 source=SOURCE,
+                timestamp=started,
                 details={
                     "version": __version__,
                     "pid": os.getpid(),
@@ -196,12 +211,24 @@ class Service:
                 },
             )
         )
+        gap = gap_event(last_run, started)
+        if gap is not None:
+            self.submit(gap)
+            self.say(
+                "the previous run did not end with watcher.stop: logged a watcher.gap"
+                f" since {gap.details['since']}"
+            )
+        problem = mark_running(state_dir, Marker(pid=os.getpid(), started=started))
+        if problem:
+            self.say(f"cannot leave the run marker ({problem}); an unclean stop may go unnoticed")
         limiter = RateLimiter(
             settings.rate_per_second,
             settings.rate_burst,
             exempt=frozenset(settings.rate_exempt_uids),
         )
-        self.ingest = IngestServer(sock, self.submit, limiter, self.rejects)
+        self.ingest = IngestServer(
+            sock, self.submit, limiter, self.rejects, stall=self.stalls.loop("ingest", 0.25)
+        )
         self.ingest.start()
         try:
             ensure_spool_dir(settings.spool_dir)
@@ -219,7 +246,7 @@ class Service:
                 name=job.name,
                 **first_run,
             )
-        self.spool.drain()
+        _guarded(Job("spool-drain", self.spool.drain, 0), self.say)()
         self.scheduler.start()
         self.components = [self.sink, self.ingest]
         for factory in self._factories:
@@ -268,28 +295,33 @@ class Service:
         return line
 
     def request_stop(self, reason: str = "stopped") -> None:
-        """Ask `run` to stop (thread- and signal-safe)."""
+        """Ask `run` to stop (from any thread)."""
         self._stop_reason = reason
         self._stopping = True
-        self._wake.set()
-
-    def request_reopen(self) -> None:
-        """Ask for the log to be reopened (SIGHUP)."""
-        self._hup.set()
-        self._wake.set()
+        if self._signals is not None:
+            self._signals.wake()
 
     def stop(self) -> None:
-        """Stop every part in reverse order; the log ends with ``watcher.stop``."""
+        """Stop every part in reverse order; the log ends with ``watcher.stop``.
+
+        Bounded: each step gets its share of ``stop_timeout_seconds`` and none may
+        take more than what is left, so a hung part cannot hold the stop.
+        """
         timeout = self.settings.stop_timeout_seconds
+        deadline = time.monotonic() + timeout
+
+        def left(share: float) -> float:
+            return max(0.05, min(share, deadline - time.monotonic()))
+
         self.notifier.stopping()
         if self.metrics is not None:
             self.metrics.stop()
         for component in reversed(self.components[2:]):
-            self._stop_component(component, timeout / 2)
+            self._stop_component(component, left(timeout / 2))
         if self.scheduler.running:
-            self.scheduler.shutdown(wait=True)
+            _bounded(lambda: self.scheduler.shutdown(wait=True), left(timeout / 8))
         if self.ingest is not None:
-            self.ingest.stop(timeout / 4)
+            self.ingest.stop(left(timeout / 4))
         self.submit(
             make_event(
                 "watcher.stop",
@@ -297,38 +329,57 @@ class Service:
                 details={"version": __version__, "reason": self._stop_reason},
             )
         )
-        self.sink.stop(timeout / 2)
+        self.sink.stop(left(timeout))
+        if self.sink.pending() == 0 and not self.sink.failing:
+            mark_stopped(Path(self.settings.state_dir))
 
     def _stop_component(self, component: Component, timeout: float) -> None:
-        try:
-            component.stop(timeout)
-        except Exception as exc:  # one part failing to stop must not keep the log open
-            self.say(f"{component.name} did not stop cleanly: {exc!r}")
+        def stop() -> None:
+            try:
+                component.stop(timeout)
+            except Exception as exc:  # one part failing to stop must not keep the log open
+                self.say(f"{component.name} did not stop cleanly: {exc!r}")
+
+        if not _bounded(stop, timeout + 0.5):
+            self.say(f"{component.name} did not stop within {timeout:.1f} s; going on")
 
     def run(self) -> int:
         """Start, serve until SIGTERM/SIGINT, stop. Returns the exit status."""
-        previous = _install_signals(self)
+        inbox = take_early() or SignalInbox()
+        inbox.install()
+        self._signals = inbox
+        try:
+            return self._serve(inbox)
+        finally:
+            inbox.restore()
+            self._signals = None
+            inbox.close()
+
+    def _serve(self, inbox: SignalInbox) -> int:
         try:
             self.start()
         except OSError as exc:
             self.say(f"cannot start: {exc.strerror or exc}")
             self.sink.stop(self.settings.stop_timeout_seconds)
-            _restore_signals(previous)
             return 1
         self.say(
             f"serving {self.settings.socket}"
             f"{' (socket activation)' if self.activated else ''}, writing"
             f" {self.settings.events_file}"
         )
-        tick = self.notifier.watchdog / 2 if self.notifier.watchdog else 5.0
+        tick = min(self.notifier.watchdog / 2 if self.notifier.watchdog else 5.0, 1.0)
+        beat = self.stalls.loop("main", tick)
         try:
             while not self._stopping:
-                self._wake.wait(tick)
-                self._wake.clear()
-                if self._hup.is_set():
-                    self._hup.clear()
+                arrived = inbox.wait(tick)
+                beat.beat()
+                if signal.SIGHUP in arrived:
                     self.sink.reopen()
                     self.say("SIGHUP: reopening the log")
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    if signum in arrived:
+                        self._stop_reason = signal.Signals(signum).name
+                        self._stopping = True
                 if self._stopping:
                     break
                 if self.healthy():
@@ -336,7 +387,6 @@ class Service:
                 self.notifier.status(self.status_line())
         finally:
             self.stop()
-            _restore_signals(previous)
         return 0
 
 
@@ -356,25 +406,12 @@ def _guarded(job: Job, say: Callable[[str], None]) -> Callable[[], None]:
     return run
 
 
-def _install_signals(service: Service) -> dict[signal.Signals, Any]:
-    def on_stop(signum: int, _frame: FrameType | None) -> None:
-        service.request_stop(signal.Signals(signum).name)
-
-    def on_hup(_signum: int, _frame: FrameType | None) -> None:
-        service.request_reopen()
-
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    return {
-        signal.SIGTERM: signal.signal(signal.SIGTERM, on_stop),
-        signal.SIGINT: signal.signal(signal.SIGINT, on_stop),
-        signal.SIGHUP: signal.signal(signal.SIGHUP, on_hup),
-    }
-
-
-def _restore_signals(previous: dict[signal.Signals, Any]) -> None:
-    for signum, handler in previous.items():
-        signal.signal(signum, handler)
+def _bounded(func: Callable[[], object], seconds: float) -> bool:
+    """Run ``func`` on a daemon thread; True if it returned within ``seconds``."""
+    worker = threading.Thread(target=func, name="ds01-stop-step", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    return not worker.is_alive()
 
 
 def run_service(

@@ -6,6 +6,13 @@ inode with its open file and reopens after a rename, so logrotate's rename +
 ``nocreate`` loses nothing: the sink creates the new file itself (0640, group
 ``adm`` by default).
 
+Events clients sent (they carry an attested ``origin``) get the sink's own
+``timestamp`` when their batch is taken, never earlier than the one before, so the
+log is in time order by construction; the client's own time, when it differs, is
+kept in ``details.client_timestamp``.
+
+The sink appends only to a log file it could have created (`log_file.open_own_log`).
+
 Disk full or read-only: the sink keeps running, holds events (the batch in hand plus
 the bounded queue), says so once on stderr, retries, and writes them once the disk
 takes them again. Events the bound refused are counted and reported as one
@@ -18,19 +25,29 @@ import collections
 import errno
 import grp
 import os
-import stat
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from ds01_events.envelope import Event, encode_line, make_event, utc_timestamp
+from ds01_events.envelope import (
+    CLIENT_ID,
+    CLIENT_TIMESTAMP,
+    Event,
+    encode_line,
+    make_event,
+    new_id,
+    utc_timestamp,
+)
+from watcher.log_file import FILE_MODE, open_own_log
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-FILE_MODE = 0o640
+    from watcher.stall import StallBeat, StallWatch
+
+__all__ = ["FILE_MODE", "SOURCE", "Sink", "group_id"]
+
 SOURCE = "ds01-watcher"
 
 
@@ -64,6 +81,7 @@ class Sink:
         stall_seconds: float = 30.0,
         stderr: TextIO | None = None,
         clock: Callable[[], float] = time.monotonic,
+        remember_ids: int = 65_536,
     ) -> None:
         self.path = path
         self.batch_max = batch_max
@@ -102,6 +120,12 @@ class Sink:
         self._accepted = 0
         self._settled = 0
         self._settled_changed = threading.Condition()
+        self._last_stamp = ""
+        # Ids written lately: a client's event that reuses one gets a fresh id.
+        self._ids: set[str] = set()
+        self._id_order: collections.deque[str] = collections.deque()
+        self.remember_ids = remember_ids
+        self._stall: StallBeat | None = None
 
     # -- the contract ---------------------------------------------------------
 
@@ -122,6 +146,10 @@ class Sink:
                 self._drop_first = now
             self._drop_last = now
         return False
+
+    def watch_stalls(self, watch: StallWatch) -> None:
+        """Report a writer loop that did not turn for a while (call before `start`)."""
+        self._stall = watch.loop("sink", max(0.5, self.retry_seconds))
 
     def start(self) -> None:
         """Open the log and start the writer thread."""
@@ -188,6 +216,8 @@ class Sink:
     def _run(self) -> None:
         while True:
             self._beat = self._clock()
+            if self._stall is not None:
+                self._stall.beat()
             if not self._held:
                 self._take_batch()
             if self._held:
@@ -210,9 +240,17 @@ class Sink:
         lines = []
         refused = 0
         by_type = self.taken_by_type
+        stamp = ""
         for _ in range(min(self.batch_max, len(self._queue))):
             item = pop()
             if isinstance(item, Event):
+                if item.origin is not None:
+                    stamp = stamp or self._stamp()
+                    _restamp(item, stamp)
+                    if item.id in self._ids:
+                        item.details[CLIENT_ID] = item.id
+                        item.id = new_id()
+                self._remember(item.id)
                 try:
                     lines.append(encode_line(item))
                 except Exception as exc:  # one bad event must not stop the log
@@ -222,6 +260,25 @@ class Sink:
                     by_type[item.event_type] = by_type.get(item.event_type, 0) + 1
         self._held = lines
         self._settle(refused)
+
+    def seen_ids(self, ids: list[str]) -> None:
+        """Count these ids (from the log's tail) as written (call before `start`)."""
+        for event_id in ids[-self.remember_ids :]:
+            self._remember(event_id)
+
+    def _remember(self, event_id: str) -> None:
+        if event_id in self._ids:
+            return
+        self._ids.add(event_id)
+        self._id_order.append(event_id)
+        if len(self._id_order) > self.remember_ids:
+            self._ids.discard(self._id_order.popleft())
+
+    def _stamp(self) -> str:
+        """Now, as a timestamp; never before the last one (the wall clock may step back)."""
+        now = utc_timestamp()
+        self._last_stamp = max(now, self._last_stamp)
+        return self._last_stamp
 
     def _write_held(self) -> None:
         gap, gap_count = self._gap_line()
@@ -291,7 +348,7 @@ class Sink:
         if self._fd >= 0:
             mine = os.fstat(self._fd)
             try:
-                on_disk = Path(self.path).stat()
+                on_disk = os.lstat(self.path)
             except FileNotFoundError:
                 on_disk = None
             if on_disk is not None and (on_disk.st_ino, on_disk.st_dev) == (
@@ -303,25 +360,7 @@ class Sink:
         self._fd = self._open()
 
     def _open(self) -> int:
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
-        try:
-            fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, FILE_MODE)
-        except FileExistsError:
-            fd = os.open(self.path, flags)
-        except FileNotFoundError:
-            Path(self.path).parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-            return self._open()
-        else:
-            os.fchmod(fd, FILE_MODE)  # the umask must not widen or narrow it
-            if self.gid is not None:
-                try:
-                    os.fchown(fd, -1, self.gid)
-                except OSError:
-                    self._say(f"could not give {self.path} to group {self.gid}")
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise OSError(errno.EINVAL, f"{self.path} is not a regular file")
-        return fd
+        return open_own_log(self.path, self.gid, self._say)
 
     def _close(self) -> None:
         if self._fd >= 0:
@@ -372,3 +411,10 @@ class Sink:
             stream.flush()
         except (OSError, ValueError):
             return
+
+
+def _restamp(event: Event, stamp: str) -> None:
+    """Give a client's event the writer's time; keep the client's own when it differs."""
+    if event.timestamp != stamp:
+        event.details[CLIENT_TIMESTAMP] = event.timestamp
+    event.timestamp = stamp

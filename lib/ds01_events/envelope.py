@@ -41,6 +41,8 @@ _INNERMOST = re.compile(rb"\[\]|\{\}")
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 # The name of the detail that keeps a client's own time when the watcher stamps its own.
 CLIENT_TIMESTAMP = "client_timestamp"
+# The detail that keeps a client's id when it reused one already in the log.
+CLIENT_ID = "client_id"
 
 
 class InvalidEvent(ValueError):

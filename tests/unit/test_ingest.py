@@ -137,12 +137,6 @@ def test_scripts_keep_gpu_allocate_under_their_own_source() -> None:
     assert (event.event_type, event.source, event.origin) == ("gpu.allocate", "alloc.sh", ORIGIN)
 
 
-def test_a_claimed_id_is_replaced() -> None:
-    """A client's id (perhaps another event's) never reaches the log."""
-    sent = make_event("test.x")
-    assert parse_datagram(encode_line(sent), ORIGIN).id != sent.id
-
-
 @pytest.mark.parametrize(
     ("claimed", "kept"),
     [

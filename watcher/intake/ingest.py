@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from watcher.intake.ratelimit import RateLimiter
+    from watcher.stall import StallBeat
     from watcher.typing import Submit
 
 SOURCE = "ds01-watcher"
@@ -244,8 +245,10 @@ class IngestServer:
         rejects: RejectCounter,
         *,
         clock: Callable[[], float] = time.monotonic,
+        stall: StallBeat | None = None,
     ) -> None:
         self._sock = sock
+        self._stall = stall
         self._submit = submit
         self._limiter = limiter
         self._rejects = rejects
@@ -290,6 +293,8 @@ class IngestServer:
                 data, ancillary, flags, _ = sock.recvmsg(RECV_BYTES, space)
             except (BlockingIOError, InterruptedError):
                 self._beat = self._clock()
+                if self._stall is not None:
+                    self._stall.beat()
                 self._rejects.tick()
                 if self._stop.is_set():
                     return  # the kernel queue is empty: everything sent before stop is in
@@ -307,6 +312,8 @@ class IngestServer:
             handled += 1
             if handled % 1024 == 0:
                 self._beat = self._clock()
+                if self._stall is not None:
+                    self._stall.beat()
                 self._rejects.tick()
                 if self._stop.is_set() and self._beat > self._stop_deadline:
                     return  # senders never pause: stop anyway, the rest stays queued
