@@ -30,8 +30,8 @@ from ds01_events.envelope import (
     make_event,
     strip_logger_header,
 )
-from watcher.admission import REASONS as ADMISSION_REASONS
-from watcher.admission import admit
+from watcher.intake.admission import REASONS as ADMISSION_REASONS
+from watcher.intake.admission import admit
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping

@@ -29,8 +29,8 @@ from ds01_events.envelope import (
     make_event,
     utc_timestamp,
 )
-from watcher.admission import WATCHER_SOURCE, admit
-from watcher.quarantine import Quarantine, quarantine_path
+from watcher.intake.admission import WATCHER_SOURCE, admit
+from watcher.intake.quarantine import Quarantine, quarantine_path
 
 if TYPE_CHECKING:
     from collections.abc import Callable
