@@ -1,8 +1,10 @@
 """Recording an event: socket, then direct append, then spool. Never raises, never hangs.
 
 Routes, in order:
-1. the watcher's Unix datagram socket: one non-blocking send (the watcher is the
-   single writer and stamps the kernel-attested origin);
+1. the watcher's Unix datagram socket: a non-blocking send (the watcher is the
+   single writer and stamps the kernel-attested origin); while the kernel queue is
+   full (another user's flood, a burst) it retries with a short backoff for up to
+   half the bound before it gives up on the socket;
 2. no socket: append the line to the events file ourselves if we may write it
    (one ``os.write`` with O_APPEND, so concurrent writers never interleave);
 3. otherwise, or when the watcher is alive but its queue is full: one file in the
@@ -23,6 +25,7 @@ import socket
 import stat
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -142,21 +145,42 @@ _worker = _FileWorker()
 _warned = threading.Event()
 
 
-def _send_datagram(path: str, line: bytes) -> Outcome | None:
-    """Send over the socket; None means there is no listener (try the next route)."""
+# First wait after a full queue; doubled on each retry, capped.
+_RETRY_FIRST = 0.0005
+_RETRY_CAP = 0.008
+
+
+def _send_datagram(path: str, line: bytes, retry_for: float = 0.0) -> Outcome | None:
+    """Send over the socket; None means there is no listener (try the next route).
+
+    A full queue (EAGAIN) is retried with a doubling pause for up to ``retry_for``
+    seconds in all: the watcher empties its queue within milliseconds unless it
+    is stopped, and the spool is slower to reach the log.
+    """
     kind = socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
     sock = socket.socket(socket.AF_UNIX, kind)
+    deadline = time.monotonic() + retry_for
+    pause = _RETRY_FIRST
     try:
-        sock.sendto(line, path)
-    except OSError as exc:
-        if exc.errno in _NO_LISTENER:
-            return None
-        if exc.errno in (errno.EAGAIN, errno.ENOBUFS):
-            return Outcome(recorded=False, route="socket", reason="the watcher's queue is full")
-        return Outcome(recorded=False, route="socket", reason=f"{path}: {exc.strerror}")
+        while True:
+            try:
+                sock.sendto(line, path)
+            except OSError as exc:
+                if exc.errno in _NO_LISTENER:
+                    return None
+                if exc.errno not in (errno.EAGAIN, errno.ENOBUFS):
+                    return Outcome(recorded=False, route="socket", reason=f"{path}: {exc.strerror}")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return Outcome(
+                        recorded=False, route="socket", reason="the watcher's queue is full"
+                    )
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, _RETRY_CAP)
+            else:
+                return Outcome(recorded=True, route="socket")
     finally:
         sock.close()
-    return Outcome(recorded=True, route="socket")
 
 
 def append_line(path: str, line: bytes) -> None:
@@ -241,7 +265,8 @@ def record(event: Event, settings: Settings | None = None) -> Outcome:
     settings = settings or Settings.from_env()
     try:
         line = encode_line(event)
-        sent = _send_datagram(settings.socket_path, line)
+        # Half the bound for a full queue; the spool may need the other half.
+        sent = _send_datagram(settings.socket_path, line, retry_for=settings.timeout / 2)
         if sent is not None and sent.recorded:
             return sent
         if sent is not None:  # a live watcher that cannot take it now: do not race it
