@@ -3,6 +3,14 @@
 Names that existing reports depend on are kept. Types outside the catalogue are
 still accepted (a script may add its own ``maintenance.*`` action); `ds01-events
 types` and `ds01-events verify` show which types are documented.
+
+Two detail keys may appear on any event a client sent (one with ``origin``): the
+watcher writes its own ``timestamp`` and keeps the client's in
+``client_timestamp`` when it differs (for a spooled event, the spool file's
+time), and replaces an ``id`` already in the log, keeping the client's in
+``client_id``. Clients cannot set either. Types whose category is watcher,
+container, detection, monitoring or ingest, ``resource.oom_kill`` and the source
+``ds01-watcher`` are refused from clients: only the watcher writes them.
 """
 
 from __future__ import annotations
@@ -145,14 +153,31 @@ EVENT_TYPES: dict[str, EventType] = {
         "The DCGM exporter answers fully and on time again.",
         ("url", "down_s", "state", "restarts"),
     ),
-    "watcher.start": EventType("The watcher started.", ("version", "settings")),
+    "watcher.start": EventType("The watcher started.", ("version", "pid", "settings")),
     "watcher.stop": EventType("The watcher stopped.", ("version", "reason")),
     "watcher.gap": EventType(
-        "A window the watcher could not observe; events in it may be missing.",
-        ("since", "until", "reason"),
+        "A window the watcher could not observe; events in it may be missing. Reasons:"
+        " the sink's queue was full (dropped), a Docker replay could not cover a"
+        " reconnect, or 'unclean stop': the previous run ended without watcher.stop"
+        " (since: its last line on disk, until: this start).",
+        ("since", "until", "reason", "dropped", "previous_pid", "previous_start", "note"),
+    ),
+    "watcher.stall": EventType(
+        "The process or one of its loops (main, sink, ingest) did not run for longer than"
+        " stall_report_seconds (SIGSTOP, a frozen machine, a hung disk); logged when it"
+        " ends, once per stretch.",
+        ("component", "seconds", "since", "until", "reason"),
     ),
     "ingest.rejected": EventType(
-        "Datagrams the ingest socket refused in one window, counted per reason.",
+        "Datagrams and spool lines refused in one window, counted per reason (oversize,"
+        " binary, invalid, too_deep, reserved_type, reserved_source, rate_limited,"
+        " no_credentials, and for spool files symlink, not_regular, hardlink,"
+        " writable_by_others, unreadable, too_many_lines) and per sender uid.",
         ("window_seconds", "counts", "uids"),
+    ),
+    "ingest.quarantined": EventType(
+        "A spool entry the watcher would not read (see ingest.rejected reasons) was moved"
+        " to the quarantine directory beside the spool; reported once, with its owner.",
+        ("name", "reason", "uid", "size", "moved_to"),
     ),
 }
