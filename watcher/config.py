@@ -210,7 +210,7 @@ def load_settings(
         )
     try:
         settings = msgspec.convert(values, Settings, strict=False)
-    except msgspec.ValidationError as exc:
+    except (msgspec.ValidationError, RecursionError) as exc:
         msg = f"invalid setting: {exc}"
         raise ConfigError(msg) from exc
     if not settings.inventory_file:
@@ -229,7 +229,7 @@ def _read_config(path: str | None) -> dict[str, object]:
             msg = f"config file {path} does not exist"
             raise ConfigError(msg) from None
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, tomllib.TOMLDecodeError, RecursionError) as exc:
         msg = f"cannot read config file {path or DEFAULT_CONFIG}: {exc}"
         raise ConfigError(msg) from exc
     if "dcgm_url" in values and str(values["dcgm_url"]).lower() == "off":

@@ -47,7 +47,7 @@ def load_cursor(state_dir: Path) -> tuple[DockerCursor | None, str | None]:
         return None, f"cannot read {path}: {exc.strerror}"
     try:
         return _decoder.decode(data), None
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
         return None, f"ignoring unreadable {path}: {exc}"
 
 

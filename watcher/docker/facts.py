@@ -39,7 +39,7 @@ def config_from_disk(root: Path, container_id: str) -> dict[str, Any] | None:
     try:
         config = json.loads((folder / "config.v2.json").read_bytes())
         host_config = json.loads((folder / "hostconfig.json").read_bytes())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(config, dict) or not isinstance(host_config, dict):
         return None

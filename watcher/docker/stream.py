@@ -42,7 +42,7 @@ class ChunkDecoder:
                 continue
             try:
                 value = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # deep nesting ends json's recursion
                 self.skipped += 1
                 continue
             if isinstance(value, dict):
