@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from ds01_events.envelope import Event, decode_line, make_event
+from watcher.log_file import foreign_reason
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -52,7 +53,10 @@ def _tail(path: Path, size: int) -> list[bytes]:
     except OSError:
         return []
     try:
-        end = os.fstat(fd).st_size
+        info = os.fstat(fd)
+        if foreign_reason(info) is not None:
+            return []  # someone else's file says nothing about our last run
+        end = info.st_size
         start = max(0, end - size)
         data = os.pread(fd, end - start, start)
     except OSError:

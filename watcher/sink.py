@@ -125,6 +125,7 @@ class Sink:
         self._ids: set[str] = set()
         self._id_order: collections.deque[str] = collections.deque()
         self.remember_ids = remember_ids
+        self._stall_watch: StallWatch | None = None
         self._stall: StallBeat | None = None
 
     # -- the contract ---------------------------------------------------------
@@ -149,10 +150,13 @@ class Sink:
 
     def watch_stalls(self, watch: StallWatch) -> None:
         """Report a writer loop that did not turn for a while (call before `start`)."""
-        self._stall = watch.loop("sink", max(0.5, self.retry_seconds))
+        self._stall_watch = watch
 
     def start(self) -> None:
         """Open the log and start the writer thread."""
+        if self._stall_watch is not None:
+            # From now: the time between construction and start is no stall.
+            self._stall = self._stall_watch.loop("sink", max(0.5, self.retry_seconds))
         self._thread = threading.Thread(target=self._run, name="ds01-sink", daemon=True)
         self._thread.start()
 

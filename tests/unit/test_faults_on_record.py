@@ -123,3 +123,12 @@ def test_signals_are_notes_read_by_the_loop() -> None:
         inbox.restore()
         inbox.close()
     assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL
+
+
+def test_a_log_others_may_write_cannot_vouch_for_a_clean_stop(tmp_path: Path) -> None:
+    """A forged watcher.stop in a world-writable log does not hide the marker's unclean stop."""
+    log = tmp_path / "e.jsonl"
+    _log(log, _own("watcher.stop", "2026-01-01T01:00:00.000000Z"))
+    log.chmod(0o666)
+    mark_running(tmp_path, Marker(pid=1, started="2026-01-01T00:00:00.000000Z"))
+    assert find_last_run(log, tmp_path).unclean
