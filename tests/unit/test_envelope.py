@@ -17,6 +17,7 @@ from ds01_events.envelope import (
     decode_line,
     encode_line,
     make_event,
+    nesting_exceeds,
     parse_timestamp,
     strip_logger_header,
     to_dict,
@@ -198,3 +199,26 @@ def test_make_event_refuses_what_the_watcher_would():
     """A caller nesting a detail 5 levels deep hears about it at the call."""
     with pytest.raises(InvalidEvent, match="nests deeper"):
         make_event("a.b", details={"a": [[[[[1]]]]]})
+
+
+def _depth(value):
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+@settings(max_examples=300)
+@given(
+    st.recursive(
+        st.none() | st.integers() | st.text(alphabet='[]{}"\\ab'),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+        max_leaves=20,
+    )
+)
+def test_the_nesting_scan_agrees_with_the_real_depth(value):
+    """Whatever brackets and quotes hide in strings, the scan measures the real nesting."""
+    data = json.dumps(value).encode()
+    for limit in (1, 3, 6):
+        assert nesting_exceeds(data, limit) == (_depth(value) > limit)
