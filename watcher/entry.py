@@ -9,7 +9,6 @@ first, then imports the rest. A stuck thread must not hold the exit either: once
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 
@@ -21,6 +20,8 @@ def main() -> int:
     running = "run" in sys.argv[1:]
     if running:
         signals.install_early()
+    import contextlib  # noqa: PLC0415 - after the signals are routed, like the rest
+
     from watcher.cli import main as cli_main  # noqa: PLC0415 - after the signals are routed
 
     status = cli_main()

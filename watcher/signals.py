@@ -13,16 +13,17 @@ Standard library only: this is imported before anything else.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import signal
 import threading
-from typing import TYPE_CHECKING, Any
 
+# Not typing.TYPE_CHECKING: importing typing costs this early path a few milliseconds.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from types import FrameType
+    from typing import Any
 
 HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _WAKE = b"\0"  # not a signal number: only "look again"
@@ -65,8 +66,10 @@ class SignalInbox:
 
     def wake(self) -> None:
         """Wake `wait` from any thread (a stop asked for in code, not by a signal)."""
-        with contextlib.suppress(OSError):  # a full pipe wakes the loop just as well
+        try:
             os.write(self._write_fd, _WAKE)
+        except OSError:  # a full pipe wakes the loop just as well
+            return
 
     def wait(self, timeout: float) -> set[int]:
         """Wait up to ``timeout`` seconds; return the signal numbers that arrived."""
@@ -89,8 +92,10 @@ class SignalInbox:
     def close(self) -> None:
         """Close the pipe (after `restore`)."""
         for fd in (self._read_fd, self._write_fd):
-            with contextlib.suppress(OSError):
+            try:
                 os.close(fd)
+            except OSError:
+                continue
 
 
 _early: SignalInbox | None = None
