@@ -3,8 +3,10 @@
 A Unix datagram socket (0666, SO_PASSCRED). Each datagram is one envelope line, or
 one line framed by ``logger(1)`` (a syslog header before the JSON). The sender's
 uid, gid and pid come from SCM_CREDENTIALS; a claimed ``origin`` is discarded and a
-claimed ``user`` is kept beside it. RejectedError datagrams are counted per reason and
-reported as one ``ingest.rejected`` event per window.
+claimed ``user`` is kept beside it, cleaned (`admission`). Input nested too deep, the
+watcher's own types or source, and anything else refused are counted per reason and
+reported as one ``ingest.rejected`` event per window; nothing a datagram holds can end
+the reader thread.
 """
 
 from __future__ import annotations
