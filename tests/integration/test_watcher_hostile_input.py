@@ -100,9 +100,11 @@ def test_a_spool_file_of_100000_lines_is_set_aside_not_a_wall(
 ) -> None:
     """The wall goes to quarantine, reported once with its owner; later files drain."""
     watcher = reachable_watcher(make_watcher, open_root, spool_interval_seconds=0.5).start()
-    wall = watcher.spool / "0-wall.json"
+    # Written and given away under a .tmp name, as the library does: the drain is live.
+    wall = watcher.spool / "0-wall.tmp"
     wall.write_bytes(b"{}\n" * 100_000)
     os.chown(wall, NOBODY, NOBODY)
+    wall.rename(watcher.spool / "0-wall.json")
     (watcher.spool / "0-dir.json").mkdir()
     (watcher.spool / "0-dir.json" / "inside").write_bytes(b"x")
     good = make_event("test.behind_the_wall")
