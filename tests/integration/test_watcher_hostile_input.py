@@ -105,10 +105,12 @@ def test_a_spool_file_of_100000_lines_is_set_aside_not_a_wall(
     wall.write_bytes(b"{}\n" * 100_000)
     os.chown(wall, NOBODY, NOBODY)
     wall.rename(watcher.spool / "0-wall.json")
-    (watcher.spool / "0-dir.json").mkdir()
-    (watcher.spool / "0-dir.json" / "inside").write_bytes(b"x")
+    (watcher.spool / "0-dir").mkdir()
+    (watcher.spool / "0-dir" / "inside").write_bytes(b"x")
+    (watcher.spool / "0-dir").rename(watcher.spool / "0-dir.json")
     good = make_event("test.behind_the_wall")
-    (watcher.spool / "1-good.json").write_bytes(encode_line(good))
+    (watcher.spool / "1-good.tmp").write_bytes(encode_line(good))
+    (watcher.spool / "1-good.tmp").rename(watcher.spool / "1-good.json")
     assert wait_for(lambda: watcher.logged(good.id), timeout=10), watcher.stderr()
     time.sleep(1.5)  # three more passes: still one report each
     reports = of_type(watcher, "ingest.quarantined")
@@ -183,9 +185,10 @@ def test_the_log_is_in_time_order_whatever_clients_claim(
     claims = ["2020-01-01T00:00:00.000000Z", "2099-12-31T23:59:59.999999Z"]
     sent = [make_event("test.dated", timestamp=claim) for claim in claims * 50]
     send_as_nobody(watcher, *(encode_line(e) for e in sent))
-    spooled = watcher.spool / "9-dated.json"
+    spooled = watcher.spool / "9-dated.tmp"  # renamed once dated: the drain is live
     spooled.write_bytes(encode_line(make_event("test.spooled_dated", timestamp=claims[0])))
     os.utime(spooled, (1_800_000_000.5, 1_800_000_000.5))
+    spooled.rename(watcher.spool / "9-dated.json")
     assert wait_for(lambda: len(of_type(watcher, "test.dated")) == 100)
     assert wait_for(lambda: bool(of_type(watcher, "test.spooled_dated")))
     assert watcher.stop() == 0
