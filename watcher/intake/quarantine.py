@@ -36,6 +36,10 @@ class Quarantine:
         """Tell whether this entry was set aside already but could not be moved."""
         return (info.st_dev, info.st_ino) in self._kept
 
+    def skip(self, info: os.stat_result) -> None:
+        """Never read this entry again (it could be neither moved nor removed)."""
+        self._kept.add((info.st_dev, info.st_ino))
+
     def move(self, spool_fd: int, name: str, info: os.stat_result | None, uid: int | None) -> str:
         """Move ``name`` (relative to ``spool_fd``) aside; return its new path, or "" if kept.
 

@@ -176,8 +176,12 @@ class SpoolDrain:
             if reason is not None:
                 self._count(reason, info.st_uid, report)
         report.files += 1
-        with contextlib.suppress(OSError):
+        try:
             os.unlink(name, dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            self.quarantine.skip(info)  # read once is enough: never submit it again
         return True
 
     def _take(
