@@ -227,7 +227,13 @@ class Service:
             exempt=frozenset(settings.rate_exempt_uids),
         )
         self.ingest = IngestServer(
-            sock, self.submit, limiter, self.rejects, stall=self.stalls.loop("ingest", 0.25)
+            sock,
+            self.submit,
+            limiter,
+            self.rejects,
+            stall=self.stalls.loop("ingest", 0.25),
+            # Room for a whole stretch of 64 datagrams and the watcher's own events.
+            has_room=lambda: self.sink.pending() + 256 <= settings.queue_size,
         )
         self.ingest.start()
         try:
@@ -345,15 +351,19 @@ class Service:
 
     def run(self) -> int:
         """Start, serve until SIGTERM/SIGINT, stop. Returns the exit status."""
-        inbox = take_early() or SignalInbox()
+        early = take_early()
+        inbox = early or SignalInbox()
         inbox.install()
         self._signals = inbox
         try:
             return self._serve(inbox)
         finally:
-            inbox.restore()
             self._signals = None
-            inbox.close()
+            if early is None:  # in a test or an embedding program: put things back
+                inbox.restore()
+                inbox.close()
+            # else the process ends next (watcher.entry): a SIGHUP still arriving
+            # must stay a note, not end it with its default action first.
 
     def _serve(self, inbox: SignalInbox) -> int:
         try:

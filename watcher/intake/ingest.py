@@ -248,9 +248,11 @@ class IngestServer:
         *,
         clock: Callable[[], float] = time.monotonic,
         stall: StallBeat | None = None,
+        has_room: Callable[[], bool] = lambda: True,
     ) -> None:
         self._sock = sock
         self._stall = stall
+        self._has_room = has_room
         self._submit = submit
         self._limiter = limiter
         self._rejects = rejects
@@ -290,6 +292,8 @@ class IngestServer:
         poller.register(sock, select.POLLIN)
         handled = 0
         while True:
+            if handled % 64 == 0 and not self._wait_for_room():
+                return
             # Non-blocking first: under load the queue is never empty, so no poll() per datagram.
             try:
                 data, ancillary, flags, _ = sock.recvmsg(RECV_BYTES, space)
@@ -312,13 +316,31 @@ class IngestServer:
             except Exception:
                 self._rejects.add("internal_error", None)
             handled += 1
-            if handled % 1024 == 0:
-                self._beat = self._clock()
-                if self._stall is not None:
-                    self._stall.beat()
-                self._rejects.tick()
-                if self._stop.is_set() and self._beat > self._stop_deadline:
-                    return  # senders never pause: stop anyway, the rest stays queued
+            if handled % 1024 == 0 and self._past_stop_deadline():
+                return  # senders never pause: stop anyway, the rest stays queued
+
+    def _past_stop_deadline(self) -> bool:
+        """Beat, report, and tell whether a stop asked for has run out of time."""
+        self._beat = self._clock()
+        if self._stall is not None:
+            self._stall.beat()
+        self._rejects.tick()
+        return self._stop.is_set() and self._beat > self._stop_deadline
+
+    def _wait_for_room(self) -> bool:
+        """Leave datagrams in the kernel while the sink is full; False: stop now.
+
+        Taken from the kernel they could only be refused; left there, senders get
+        EAGAIN and the library retries, then spools: nothing is lost.
+        """
+        while not self._has_room():
+            self._beat = self._clock()
+            if self._stall is not None:
+                self._stall.beat()
+            if self._stop.is_set() and self._beat > self._stop_deadline:
+                return False
+            time.sleep(0.005)
+        return True
 
     def _handle(
         self, data: bytes, ancillary: list[tuple[int, int, bytes]], flags: int, now: float
