@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import (
@@ -31,7 +31,24 @@ from prometheus_client.core import (
 from watcher import __version__
 
 if TYPE_CHECKING:
-    from watcher.service import Service
+    from watcher.config import Settings
+    from watcher.intake.ingest import IngestServer, RejectCounter
+    from watcher.sink import Sink
+    from watcher.typing import Component
+
+
+class ObservedService(Protocol):
+    """What the collector reads of the running service (the Service, without importing it)."""
+
+    settings: Settings
+    sink: Sink
+    rejects: RejectCounter
+    ingest: IngestServer | None
+    components: list[Component]
+
+    def job_owners(self) -> list[object]:
+        """The objects behind the scheduled jobs, for the GPU and DCGM hooks."""
+
 
 BIND = "127.0.0.1"
 
@@ -39,7 +56,7 @@ BIND = "127.0.0.1"
 class WatcherCollector:
     """Reads the running service's counters on each scrape."""
 
-    def __init__(self, service: Service, started: float | None = None) -> None:
+    def __init__(self, service: ObservedService, started: float | None = None) -> None:
         self._service = service
         self._started = time.time() if started is None else started
 
@@ -196,7 +213,7 @@ def spool_backlog(spool_dir: str) -> int:
 class MetricsServer:
     """The /metrics endpoint on 127.0.0.1; `stop` shuts it down."""
 
-    def __init__(self, service: Service, port: int) -> None:
+    def __init__(self, service: ObservedService, port: int) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(WatcherCollector(service))
         self._server, self._thread = start_http_server(port, addr=BIND, registry=self.registry)
