@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from ds01_query.cli.render import table, user_cell
+import io
+
+from ds01_query.cli.render import user_cell
+from ds01_query.cli.runner import Streams
+from ds01_query.cli.table import render_table
 
 NAMES = {0: "root", 1001: "alice", 1002: "bob"}
 
@@ -40,9 +44,32 @@ def test_events_without_origin_keep_their_user():
 
 def test_table_uses_the_marked_cell():
     """The rendered table carries the marking, escaped."""
-    text = table(
-        [{"event_type": "auth.denied", "user": "root\\x1b", "origin": {"uid": 65534}}],
-        colour=False,
-        local=None,
+    out = io.StringIO()
+    render_table(
+        [{"event_type": "auth.denied", "user": "root\x1b", "origin": {"uid": 65534}}],
+        Streams(out, io.StringIO(), {}),
     )
-    assert "? (sent by " in text
+    assert "? (sent by " in out.getvalue()
+    assert "\x1b" not in out.getvalue()
+
+
+def test_padded_claim_is_trimmed_and_bounded():
+    """A claim padded with spaces, or very long, is trimmed and cut; the marker stays whole."""
+    padded = {"user": "alice" + " " * 200, "origin": {"uid": 1002}}
+    assert user_cell(padded, account) == "alice? (sent by bob)"
+    long = user_cell({"user": "x" * 500, "origin": {"uid": 1002}}, account)
+    assert long.endswith("…? (sent by bob)")
+    assert len(long) < 60
+
+
+def test_watcher_only_kinds_from_a_user_are_marked_with_the_uid():
+    """container.*, watcher.* or source ds01-watcher sent by a user show "sent by uid N"."""
+    for event in (
+        {"event_type": "container.start", "user": "alice", "origin": {"uid": 1001}},
+        {"event_type": "watcher.stop", "origin": {"uid": 1002}},
+        {"event_type": "maintenance.cleanup", "source": "ds01-watcher", "origin": {"uid": 1001}},
+    ):
+        assert "(sent by uid 10" in user_cell(event, account)
+    own = {"event_type": "container.start", "user": "alice", "source": "ds01-watcher"}
+    assert user_cell(own, account) == "alice"
+    assert user_cell({**own, "origin": {"uid": 0}}, account) == "alice"

@@ -16,14 +16,27 @@ FILTERS (ANDed; a repeated filter is ORed)
   --container C     details.container or legacy container equal to C, or container_id prefix
   --since TIMESPEC  at or after;  --until TIMESPEC  before
   --grep TEXT       TEXT occurs in the raw line
+  --errors          failures: *.denied, *.reject, *fail*, *oom*, and container.stop
+                    with a non-zero exit_code or oom true
   TIMESPEC: {ACCEPTED_FORMS}
 
 OUTPUT
-  (default)  the last 50 matching events as a table, local time; --limit N, --all
-  --json     matching lines as JSONL, nothing else on stdout (pipe to jq)
+  (default)  a table, local time (the zone in its header), fitted to the terminal:
+             at a terminal the last 50 matches (stderr says when older ones were
+             left out), into a pipe or file every match; --limit N, --all
+  --wide     the table with every detail key, whole, on one line
+  --json     every matching line as JSONL, nothing else on stdout (pipe to jq);
+             --limit N for the last N. At a terminal invisible characters are
+             written as \\u escapes (the same JSON value)
   --summary  total, time range, counts by type, by user, per local day
   --follow   the last matches, then new ones as they arrive (survives rotation)
   Lines that are not JSON objects are skipped and counted on stderr.
+  Refused (exit 2): --limit below 1, --json or --follow with --summary, --wide with
+  --json or --summary, --all with --limit, an empty TIMESPEC.
+
+HELP
+  --help (options), --info (this), --concepts (what events are), --guided (asks
+  what you want, prints the command it built, runs it)
 
 SPEED
   A scan (--user, --container, --grep) searches the raw bytes at memmem speed
@@ -31,7 +44,7 @@ SPEED
   a file once it has been seen to be in time order (remembered per user in
   ~/.cache/ds01-events); any other file is read whole, so no line is missed.
 
-COMMANDS
+COMMANDS (anywhere on the line: ds01-events --file F verify)
   types      the event catalogue and each type's detail keys
   verify     check every line of every file; problems as file:line, exit 1 if any
   Older forms: user U, type T, container C, today, errors, gpu, tail [N], json, stats
@@ -43,7 +56,7 @@ EXAMPLES
   ds01-events --container my-job._.1001 --json | jq .details
   ds01-events --since 2026-11-01 --until 2026-12-01 --summary
   ds01-events --follow --type container
-  ds01-events errors
+  ds01-events errors --since today
 """
 
 CONCEPTS = """What an event is

@@ -1,8 +1,10 @@
 """ds01-events entry point: older command forms, a quick path for plain queries, then Typer.
 
-A plain query (only filter and output options) is parsed here and run at once: the
-Typer layer costs more to import and build than a bisected ``--since`` query takes,
-so it is loaded only for help, ``--guided``, ``types``, ``verify`` and errors.
+One grammar: the option table in `options`. A line made only of query options as that
+table spells them is parsed here and run at once (the Typer layer costs more to import
+and build than a bisected ``--since`` query takes); anything else (help, ``--guided``,
+``-n5``, a typo) goes to the Typer app, which builds the same request or says what is
+wrong. ``types`` and ``verify`` are commands wherever they stand on the line.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ds01_query.cli import runner
+from ds01_query.cli import options, runner
 from ds01_query.engine.reader import LogUnreadableError
 
 TYPE_CHECKING = False  # typing itself costs more to import than a bisected query takes
@@ -19,37 +21,36 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import NoReturn
 
-ERROR_TYPES = ("*.denied", "*.reject", "*fail*", "*oom*")
+COMMANDS = ("types", "verify")
 _ONE_ARG = {"user": "--user", "type": "--type", "container": "--container"}
 _NO_ARG = {
     "today": ["--since", "today"],
-    "errors": [x for t in ERROR_TYPES for x in ("--type", t)],
+    "errors": ["--errors"],
     "gpu": ["--type", "gpu"],
     "json": ["--json"],
     "stats": ["--summary"],
 }
-_VALUE_FIELDS = {
-    "--user": "users",
-    "-u": "users",
-    "--type": "types",
-    "-t": "types",
-    "--container": "containers",
-    "-c": "containers",
-    "--file": "files",
-    "--since": "since",
-    "--until": "until",
-    "--grep": "grep",
-    "--limit": "limit",
-    "-n": "limit",
-}
-_FLAG_FIELDS = {
-    "--json": "json",
-    "--summary": "summary",
-    "--follow": "follow",
-    "-f": "follow",
-    "--all": "all",
-}
-_REPEATED = frozenset({"users", "types", "containers", "files"})
+_SUGGEST_CUTOFF = 0.75  # "--sinse" finds --since; "--bogus" finds nothing
+
+
+def _takes_value(word: str) -> bool:
+    option = options.BY_NAME.get(word)
+    return option is not None and option.kind != options.FLAG
+
+
+def split_command(args: Sequence[str]) -> tuple[str | None, list[str]]:
+    """Find ``types``/``verify`` anywhere on the line (never an option's value); the rest."""
+    rest = list(args)
+    index = 0
+    while index < len(rest):
+        word = rest[index]
+        if word == "--":
+            break
+        if word in COMMANDS:
+            return word, rest[:index] + rest[index + 1 :]
+        skip = _takes_value(word) or (word in _ONE_ARG)
+        index += 2 if skip else 1
+    return None, rest
 
 
 def expand_aliases(args: Sequence[str]) -> list[str]:
@@ -58,14 +59,14 @@ def expand_aliases(args: Sequence[str]) -> list[str]:
     rest = list(args)
     while rest:
         word = rest.pop(0)
-        if word in _VALUE_FIELDS and rest:
+        if _takes_value(word) and rest:
             out += [word, rest.pop(0)]  # an option's value is never an alias
         elif word in _ONE_ARG and rest:
             out += [_ONE_ARG[word], rest.pop(0)]
         elif word in _NO_ARG:
             out += _NO_ARG[word]
         elif word == "tail":
-            count = rest.pop(0) if rest and rest[0].isdigit() else "50"
+            count = rest.pop(0) if rest and rest[0].isascii() and rest[0].isdigit() else "50"
             out += ["--limit", count]
         else:
             out.append(word)
@@ -73,38 +74,20 @@ def expand_aliases(args: Sequence[str]) -> list[str]:
 
 
 def plain_request(args: Sequence[str]) -> runner.QueryRequest | None:
-    """Build the query ``args`` describe if they hold only filter/output options, else None."""
-    fields: dict[str, object] = {}
-    rest = list(args)
-    while rest:
-        word = rest.pop(0)
-        name, _, inline = word.partition("=") if word.startswith("--") else (word, "", "")
-        if name in _FLAG_FIELDS and not inline:
-            fields[_FLAG_FIELDS[name]] = True
-            continue
-        field = _VALUE_FIELDS.get(name)
-        if field is None or (not inline and not rest):
-            return None
-        value = inline or rest.pop(0)
-        if field in _REPEATED:
-            fields[field] = (*fields.get(field, ()), value)  # type: ignore[misc]
-        elif field == "limit":
-            if not value.isdigit():
-                return None
-            fields[field] = int(value)
-        else:
-            fields[field] = value
-    return runner.QueryRequest(**fields)  # type: ignore[arg-type]
+    """The query ``args`` describe if they hold only query options, else None (see Typer)."""
+    fields = options.parse(args)
+    return None if fields is None else runner.QueryRequest(**fields)
 
 
-def _run_plain(request: runner.QueryRequest) -> int:
+def execute(request: runner.QueryRequest, streams: runner.Streams) -> int:
+    """Run a parsed request; problems the admin can fix end in one line on stderr."""
     try:
-        return runner.run_query(request, runner.default_streams())
+        return runner.run_query(request, streams)
     except runner.UserError as exc:
-        sys.stderr.write(f"ds01-events: {exc}\n")
+        streams.err.write(f"ds01-events: {exc}\n")
         return exc.code
     except LogUnreadableError as exc:
-        sys.stderr.write(f"ds01-events: {exc}\n")
+        streams.err.write(f"ds01-events: {exc}\n")
         return runner.EXIT_PROBLEM
     except BrokenPipeError:
         return 0
@@ -112,23 +95,57 @@ def _run_plain(request: runner.QueryRequest) -> int:
         return 130
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: dispatch ``types``/``verify``, expand older forms, run the query."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    command = args[0] if args and args[0] in {"types", "verify"} else None
-    if command is None:
-        args = expand_aliases(args)
-        request = plain_request(args)
-        if request is not None:
-            return _run_plain(request)
-    else:
-        args = args[1:]
+def _guided(streams: runner.Streams) -> int:
+    """Ask, print the command built, then run it as if typed (the only re-entry of main)."""
+    from ds01_query.cli.guided import GuidedEnd, build_args, quoted  # noqa: PLC0415 - interactive
+
+    def say(text: str) -> None:
+        streams.out.write(text + "\n")
+        streams.out.flush()
+
+    try:
+        args = build_args(streams.ask, say)
+    except GuidedEnd as end:
+        streams.err.write(f"ds01-events: {end}\n")
+        return end.code
+    say("ds01-events " + quoted(args))
+    return main(args, streams)
+
+
+def suggestion(word: str) -> str:
+    """The query option closest to a mistyped ``word``, or "" when none is close."""
+    import difflib  # noqa: PLC0415 - only for a mistyped option
+
+    names = sorted({o.names[0] for o in options.QUERY_OPTIONS} | set(options.TYPER_ONLY))
+    bare = {name.lstrip("-"): name for name in names}
+    found = difflib.get_close_matches(word.lstrip("-"), bare, n=1, cutoff=_SUGGEST_CUTOFF)
+    return bare[found[0]] if found else ""
+
+
+def _usage_message(exc: Exception) -> str:
+    """One line for a click usage error, with our own suggestion for an unknown option.
+
+    click's own "Possible options" takes any match above 0.6, so ``--bogus`` got
+    ``--user``. Typer may bundle its own click, so the error is known by its name.
+    """
+    option = getattr(exc, "option_name", None)
+    if type(exc).__name__ == "NoSuchOption" and isinstance(option, str):
+        near = suggestion(option)
+        hint = f"; did you mean {near}?" if near else ""
+        return f"no such option: {option}{hint}"
+    formatter = getattr(exc, "format_message", None)
+    return formatter() if callable(formatter) else str(exc)
+
+
+def _run_typer(command: str | None, args: list[str], streams: runner.Streams) -> int:
     import typer  # noqa: PLC0415 - slow to import; only help, --guided, commands, errors
 
     from ds01_query.cli import typer_app as cli_typer  # noqa: PLC0415 - same reason
 
-    apps = {"types": cli_typer.types_app, "verify": cli_typer.verify_app}
-    app = apps.get(command or "", cli_typer.query_app)
+    apps = cli_typer.make_apps(
+        lambda request: execute(request, streams), lambda: _guided(streams), streams
+    )
+    app = {"types": apps.types, "verify": apps.verify}.get(command or "", apps.query)
     try:
         # Without standalone mode click returns the exit code of typer.Exit.
         result = app(args=args, prog_name="ds01-events", standalone_mode=False)
@@ -136,12 +153,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.exit_code)
     except SystemExit as exc:
         return int(exc.code or 0)
+    except (runner.UserError, LogUnreadableError) as exc:
+        streams.err.write(f"ds01-events: {exc}\n")
+        return getattr(exc, "code", runner.EXIT_PROBLEM)
     except Exception as exc:  # click usage errors: one line, exit 2
-        formatter = getattr(exc, "format_message", None)
-        message = formatter() if callable(formatter) else str(exc)
-        sys.stderr.write(f"ds01-events: {message} (see ds01-events --help)\n")
+        streams.err.write(f"ds01-events: {_usage_message(exc)} (see ds01-events --help)\n")
         return runner.EXIT_USAGE
     return result if isinstance(result, int) else 0
+
+
+def main(argv: Sequence[str] | None = None, streams: runner.Streams | None = None) -> int:
+    """Entry point: dispatch ``types``/``verify``, expand older forms, run the query."""
+    streams = streams or runner.default_streams()
+    command, args = split_command(sys.argv[1:] if argv is None else argv)
+    if command is None:
+        args = expand_aliases(args)
+        request = plain_request(args)
+        if request is not None:
+            return execute(request, streams)
+    return _run_typer(command, args, streams)
 
 
 def run() -> NoReturn:

@@ -11,42 +11,59 @@ import functools
 import json
 import pwd
 import re
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ds01_query.engine.query import (
     Obj,
-    event_container,
     event_time,
     event_type,
     event_user,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable, Mapping
     from datetime import datetime, tzinfo
 
     from ds01_query.engine.summary import Summary
 
-# C0, DEL, C1, and the Unicode format characters that reorder or hide text.
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-_COLOURS = {
-    "container": "32",
-    "gpu": "36",
-    "auth": "31",
-    "resource": "31",
-    "detection": "33",
-    "maintenance": "35",
-    "monitoring": "34",
-    "watcher": "2",
-    "ingest": "2",
-}
+# C0, DEL, C1, line and paragraph separators, and every format character (category
+# Cf: bidi controls and isolates, zero-width characters, U+061C, tag characters):
+# what reorders, hides or breaks text on a terminal. tests/unit/test_render_table.py
+# checks the class against unicodedata.
+_FORMAT_CHARACTERS = (
+    "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
+    "\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\U000e0001\U000e0020-\U000e007f"
+)
+_UNSAFE = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{_FORMAT_CHARACTERS}]")
+# Raw C0 cannot stand in a JSON string; a tab between tokens is whitespace and stays.
+_UNSAFE_IN_JSON = re.compile(f"[\\x00-\\x08\\x0a-\\x1f\\x7f-\\x9f{_FORMAT_CHARACTERS}]")
 _LATIN1_MAX = 0xFF
-_LEGACY_KEYS = ("ts", "event", "container")
+_BMP_MAX = 0xFFFF
 
 
 def _escape_char(match: re.Match[str]) -> str:
     code = ord(match.group())
-    return f"\\x{code:02x}" if code <= _LATIN1_MAX else f"\\u{code:04x}"
+    if code <= _LATIN1_MAX:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= _BMP_MAX else f"\\U{code:08x}"
+
+
+def _json_escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code <= _BMP_MAX:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # beyond the BMP JSON escapes a surrogate pair
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def escape_json(line: str) -> str:
+    r"""A JSON line with the characters a terminal would act on escaped: the same JSON value.
+
+    They can only stand inside strings, where ``\\uXXXX`` means the same character.
+    """
+    return _UNSAFE_IN_JSON.sub(_json_escape_char, line)
 
 
 def escape(value: object) -> str:
@@ -61,23 +78,6 @@ def use_colour(stream: TextIO, environ: Mapping[str, str]) -> bool:
         return False
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
-
-
-def _details_text(obj: Obj) -> str:
-    details = obj.get("details")
-    parts: list[str] = []
-    if isinstance(details, dict):
-        parts.extend(f"{k}={_value(v)}" for k, v in details.items() if k != "container")
-    elif details is not None:
-        parts.append(f"details={_value(details)}")
-    if "event_type" not in obj:
-        known = {"user", "details", "timestamp", "event_type", *_LEGACY_KEYS}
-        parts.extend(f"{k}={_value(v)}" for k, v in obj.items() if k not in known)
-    return " ".join(parts)
-
-
-def _value(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def local_time(obj: Obj, local: tzinfo | None) -> str:
@@ -97,51 +97,60 @@ def _account(uid: int) -> str:
         return f"uid {uid}"
 
 
-def user_cell(obj: Obj, account: Callable[[int], str] = _account) -> str:
-    """The USER column: a name the sender merely claims is never shown as fact.
+MAX_CLAIM = 32  # a claimed name longer than this is cut (with "…"), never the marker
+WATCHER_UIDS = frozenset({0})  # the watcher runs as root: its own events carry uid 0 or none
+WATCHER_ONLY = ("watcher.", "container.", "detection.", "monitoring.")
+WATCHER_SOURCE = "ds01-watcher"
 
-    ``origin`` is the kernel's word for who sent a script's event. Root's wrappers
-    speak for the users they act for; anyone else claiming another name is shown as
-    ``alice? (sent by bob)``, and an unnamed event as its sender in brackets.
-    """
-    user = event_user(obj)
+
+def origin_uid(obj: Obj) -> int | None:
+    """``origin.uid``: who really sent a script's event (stamped by the watcher), or None."""
     origin = obj.get("origin")
     uid = origin.get("uid") if isinstance(origin, dict) else None
-    if not isinstance(uid, int) or isinstance(uid, bool) or uid == 0:
-        return user or "-"
+    return uid if isinstance(uid, int) and not isinstance(uid, bool) else None
+
+
+def forged_watcher_event(obj: Obj) -> bool:
+    """An event of a kind only the watcher writes, yet sent by some other uid."""
+    uid = origin_uid(obj)
+    if uid is None or uid in WATCHER_UIDS:
+        return False
+    kind = event_type(obj) or ""
+    return kind.startswith(WATCHER_ONLY) or obj.get("source") == WATCHER_SOURCE
+
+
+def bounded(text: str, most: int) -> str:
+    """``text`` cut to ``most`` characters, the cut shown as "…"."""
+    return text if len(text) <= most else text[: max(most - 1, 0)] + "…"
+
+
+def user_parts(obj: Obj, account: Callable[[int], str] = _account) -> tuple[str, str]:
+    """The USER column as (name, marker): a name the sender merely claims is never fact.
+
+    ``origin`` is the kernel's word for who sent a script's event. Root's wrappers
+    speak for the users they act for; anyone else claiming another name gets the
+    marker ``? (sent by bob)``, and an unnamed event its sender in brackets. An event
+    of a kind only the watcher writes, sent by another uid, is marked with that uid.
+    The name is escaped, trimmed and bounded; the marker is what must stay visible.
+    """
+    claim = event_user(obj)
+    name = bounded(escape(claim.strip()), MAX_CLAIM) if claim is not None else None
+    uid = origin_uid(obj)
+    if uid is None or uid == 0:
+        return (name or "-"), ""
+    if forged_watcher_event(obj):
+        return (name or ""), f"{'? ' if name else ''}(sent by uid {uid})"
     sender = account(uid)
-    if user is None:
-        return f"({sender})"
-    return user if user == sender else f"{user}? (sent by {sender})"
+    shown = bounded(escape(sender), MAX_CLAIM)
+    if name is None or claim is None:
+        return "", f"({shown})"
+    return (name, "") if claim.strip() == sender else (name, f"? (sent by {shown})")
 
 
-def table(events: Iterable[Obj], *, colour: bool, local: tzinfo | None, width: int = 0) -> str:
-    """Lay the events out as an aligned table: time (local), type, user, container, details."""
-    rows = [
-        (
-            local_time(obj, local),
-            escape(event_type(obj) or "?"),
-            escape(user_cell(obj)),
-            escape(event_container(obj) or "-"),
-            escape(_details_text(obj)),
-        )
-        for obj in events
-    ]
-    header = ("TIME", "TYPE", "USER", "CONTAINER", "DETAILS")
-    widths = [max([len(header[i])] + [len(r[i]) for r in rows]) for i in range(4)]
-    lines = []
-    for index, row in enumerate([header, *rows]):
-        cells = [row[i].ljust(widths[i]) for i in range(4)]
-        text = "  ".join([*cells, row[4]]).rstrip()
-        if width:
-            text = text[:width]
-        if colour and index:
-            code = _COLOURS.get(row[1].split(".", 1)[0])
-            text = f"\x1b[{code}m{text}\x1b[0m" if code else text
-        elif colour:
-            text = f"\x1b[1m{text}\x1b[0m"
-        lines.append(text)
-    return "\n".join(lines)
+def user_cell(obj: Obj, account: Callable[[int], str] = _account) -> str:
+    """The USER column as one text (name and marker)."""
+    name, marker = user_parts(obj, account)
+    return name + marker
 
 
 def summary_text(summary: Summary, local: tzinfo | None) -> str:

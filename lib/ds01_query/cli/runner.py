@@ -1,7 +1,7 @@
 """What each ds01-events command does, given plain settings and the streams to write to.
 
-The Typer layer (`cli_events`) only parses arguments into a `QueryRequest`; everything
-here is callable from tests with in-memory streams. What only one kind of output needs
+The command line (`cli_events`, `options`) only parses arguments into a `QueryRequest`;
+everything here is callable from tests with in-memory streams. What only one kind of output needs
 (the table, the summary, --follow, the catalogue) is imported where it is used: a
 bisected ``--json`` query takes less time than importing all of it.
 """
@@ -15,13 +15,16 @@ from ds01_query.engine import reader
 from ds01_query.engine.dates import datetime, timedelta, timezone, tzinfo
 from ds01_query.engine.query import Filters, event_time, matches
 from ds01_query.engine.timeorder import OrderBook, cache_path
+from ds01_query.engine.record import Record
 from ds01_query.engine.timespec import TimespecError, parse_timespec
 from ds01_query.scan import search
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
-    from typing import BinaryIO, TextIO
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
+    from typing import BinaryIO, ClassVar, TextIO
+
+    from ds01_query.cli.table import TableWriter
 
 DEFAULT_FILE = "/var/log/ds01/events.jsonl"
 EXIT_PROBLEM = 1
@@ -36,86 +39,119 @@ class UserError(Exception):
         self.code = code
 
 
-class QueryRequest:
-    """One query as the admin gave it (times still as TIMESPEC text)."""
+class QueryRequest(Record):
+    """One query as the admin gave it (times still as TIMESPEC text; limit None: not given)."""
 
-    __slots__ = (
-        "all",
-        "containers",
-        "files",
-        "follow",
-        "grep",
-        "json",
-        "limit",
-        "since",
-        "summary",
-        "types",
-        "until",
-        "users",
-    )
-
-    def __init__(
-        self,
-        *,
-        files: tuple[str, ...] = (),
-        users: tuple[str, ...] = (),
-        types: tuple[str, ...] = (),
-        containers: tuple[str, ...] = (),
-        since: str | None = None,
-        until: str | None = None,
-        grep: str | None = None,
-        json: bool = False,
-        summary: bool = False,
-        follow: bool = False,
-        limit: int = 50,
-        all: bool = False,  # noqa: A002 - named after --all
-    ) -> None:
-        """Take every option by keyword; each has the default of its flag."""
-        self.files = files
-        self.users = users
-        self.types = types
-        self.containers = containers
-        self.since = since
-        self.until = until
-        self.grep = grep
-        self.json = json
-        self.summary = summary
-        self.follow = follow
-        self.limit = limit
-        self.all = all
-
-    def __eq__(self, other: object) -> bool:
-        """Compare option by option (tests compare parsed requests)."""
-        if not isinstance(other, QueryRequest):
-            return NotImplemented
-        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        """Show every option, for test failures."""
-        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
-        return f"QueryRequest({fields})"
+    FIELDS: ClassVar[dict[str, object]] = {
+        "files": (),
+        "users": (),
+        "types": (),
+        "containers": (),
+        "since": None,
+        "until": None,
+        "grep": None,
+        "json": False,
+        "summary": False,
+        "follow": False,
+        "limit": None,
+        "all": False,
+        "wide": False,
+        "errors": False,
+    }
+    __slots__ = tuple(FIELDS)
+    files: tuple[str, ...]
+    users: tuple[str, ...]
+    types: tuple[str, ...]
+    containers: tuple[str, ...]
+    since: str | None
+    until: str | None
+    grep: str | None
+    json: bool
+    summary: bool
+    follow: bool
+    limit: int | None
+    all: bool
+    wide: bool
+    errors: bool
 
 
 class Streams:
-    """Where output goes, and the environment that shapes it."""
+    """Where output goes, where answers come from, and the environment that shapes them."""
 
-    __slots__ = ("environ", "err", "local", "out")
+    __slots__ = ("environ", "err", "inp", "local", "out")
 
     def __init__(
-        self, out: TextIO, err: TextIO, environ: Mapping[str, str], local: tzinfo | None = None
+        self,
+        out: TextIO,
+        err: TextIO,
+        environ: Mapping[str, str],
+        local: tzinfo | None = None,
+        inp: TextIO | None = None,
     ) -> None:
-        """Bundle the output streams, the environment and the local zone (None: TZ)."""
+        """Bundle the streams, the environment and the local zone (None: TZ)."""
         self.out = out
         self.err = err
         self.environ = environ
         self.local = local
+        self.inp = inp
+
+    def ask(self, prompt: str) -> str:
+        """Write ``prompt`` and read one answer; EOFError at end of input."""
+        self.out.write(prompt)
+        self.out.flush()
+        line = self.inp.readline() if self.inp is not None else ""
+        if not line:
+            raise EOFError
+        return line.rstrip("\n")
+
+    def is_terminal(self) -> bool:
+        """Whether stdout is a terminal (an admin reading, not a pipe into jq)."""
+        isatty = getattr(self.out, "isatty", None)
+        return bool(isatty and isatty())
 
 
 def default_streams() -> Streams:
-    """Return the process's own stdout, stderr and environment."""
-    return Streams(sys.stdout, sys.stderr, os.environ)
+    """Return the process's own stdout, stderr, stdin and environment."""
+    return Streams(sys.stdout, sys.stderr, os.environ, inp=sys.stdin)
+
+
+TABLE_LIMIT = 50  # a terminal shows the last 50 unless told otherwise
+
+
+def check_request(request: QueryRequest) -> None:
+    """Refuse what cannot be meant (exit 2, one line): a count below 1, clashing outputs."""
+    from ds01_query.cli.options import BY_FIELD, CONFLICTS  # noqa: PLC0415 - small, loaded already
+
+    if request.limit is not None and request.limit < 1:
+        msg = (
+            f"--limit needs a whole number of at least 1, not {request.limit} (--all: every match)"
+        )
+        raise UserError(msg, EXIT_USAGE)
+    for name in ("since", "until"):
+        value = getattr(request, name)
+        if value is not None and not value.strip():
+            msg = f"--{name} needs a TIMESPEC (e.g. today, '2 hours ago', 2026-11-01)"
+            raise UserError(msg, EXIT_USAGE)
+    for first, second, why in CONFLICTS:
+        if getattr(request, first) not in {None, False} and getattr(request, second) not in {
+            None,
+            False,
+        }:
+            names = f"{BY_FIELD[first].names[0]} and {BY_FIELD[second].names[0]}"
+            raise UserError(f"{names} cannot be combined: {why}", EXIT_USAGE)
+
+
+def effective_limit(request: QueryRequest, streams: Streams) -> int | None:
+    """How many of the last matches to show; None: every one.
+
+    A table at a terminal shows the last 50; JSON, or output into a pipe or a file,
+    is for programs and gets every match. ``--limit N`` always wins.
+    """
+    if request.limit is not None:
+        return request.limit
+    if request.all or request.json or not streams.is_terminal():
+        return None
+    return TABLE_LIMIT
 
 
 def build_filters(request: QueryRequest, now: datetime, local: tzinfo | None) -> Filters:
@@ -132,6 +168,7 @@ def build_filters(request: QueryRequest, now: datetime, local: tzinfo | None) ->
         since=since,
         until=until,
         grep=request.grep or None,
+        errors=request.errors,
     )
 
 
@@ -182,7 +219,16 @@ def _binary(out: TextIO) -> BinaryIO | None:
     return getattr(out, "buffer", None)
 
 
-def _write_json(lines: Iterable[bytes], out: TextIO) -> None:
+def _write_json(lines: Iterable[bytes], streams: Streams) -> None:
+    """The matching lines as they are; at a terminal, with invisible characters escaped."""
+    out = streams.out
+    if streams.is_terminal():
+        from ds01_query.cli.render import escape_json  # noqa: PLC0415 - terminals only
+
+        for line in lines:
+            out.write(escape_json(line.decode("utf-8", "replace")) + "\n")
+        out.flush()
+        return
     binary = _binary(out)
     for line in lines:
         if binary is not None:
@@ -192,24 +238,15 @@ def _write_json(lines: Iterable[bytes], out: TextIO) -> None:
     out.flush()
 
 
-def _write_table(events: list[search.Match], streams: Streams) -> None:
-    import shutil  # noqa: PLC0415 - only the table needs the terminal size
+def _table_writer(request: QueryRequest, streams: Streams) -> TableWriter:
+    from ds01_query.cli.table import TableWriter  # noqa: PLC0415 - only the table needs it
 
-    from ds01_query.cli import render  # noqa: PLC0415 - only the table needs it
-
-    colour = render.use_colour(streams.out, streams.environ)
-    width = shutil.get_terminal_size().columns if colour else 0
-    if events:
-        objs = [m.event for m in events]
-        streams.out.write(render.table(objs, colour=colour, local=streams.local, width=width))
-        streams.out.write("\n")
-    else:
-        streams.err.write("ds01-events: no matching events\n")
-    streams.out.flush()
+    return TableWriter(streams, wide=request.wide)
 
 
 def run_query(request: QueryRequest, streams: Streams, now: datetime | None = None) -> int:
     """Run one query; the exit status. Raises UserError for what the admin must fix."""
+    check_request(request)
     now = now or datetime.now(timezone.utc)
     filters = build_filters(request, now, streams.local)
     files = resolve_files(request.files, streams.environ, streams.err)
@@ -244,20 +281,35 @@ def _run(
         streams.out.write(render.summary_text(result, streams.local) + "\n")
     elif request.follow:
         return _follow(files, filters, request, streams=streams, stats=stats, book=book)
-    elif request.all:
-        matched = search.iter_matches(files, filters, stats, book=book)
-        if request.json:
-            _write_json((m.line for m in matched), streams.out)
-        else:
-            _write_table(list(matched), streams)
     else:
-        last = search.last_matches(files, filters, max(request.limit, 0), stats=stats, book=book)
-        if request.json:
-            _write_json((m.line for m in last), streams.out)
+        limit = effective_limit(request, streams)
+        if limit is None:
+            matched = search.iter_matches(files, filters, stats, book=book)
+            _write_events(matched, request, streams, cut=False)
         else:
-            _write_table(last, streams)
+            # One more than shown tells whether older matches were left out.
+            last = search.last_matches(files, filters, limit + 1, stats=stats, book=book)
+            _write_events(iter(last[-limit:]), request, streams, cut=len(last) > limit)
     _report(stats, streams.err)
     return 0
+
+
+def _write_events(
+    matched: Iterator[search.Match], request: QueryRequest, streams: Streams, *, cut: bool
+) -> None:
+    """Print the matches as JSON lines or a table; say on stderr when older ones were left out."""
+    if request.json:
+        _write_json((m.line for m in matched), streams)
+        shown = None
+    else:
+        writer = _table_writer(request, streams)
+        shown = writer.write([m.event for m in matched])
+        if not shown:
+            streams.err.write("ds01-events: no matching events\n")
+    if cut and request.limit is None:
+        streams.err.write(
+            f"ds01-events: showing the last {TABLE_LIMIT} matches; --all or --limit N for more\n"
+        )
 
 
 def _follow(
@@ -269,20 +321,18 @@ def _follow(
     stats: search.ScanStats,
     book: OrderBook,
 ) -> int:
-    from ds01_query.cli import render  # noqa: PLC0415 - only the table needs it
     from ds01_query.engine.follow import follow_lines  # noqa: PLC0415 - only --follow needs it
 
     live = files[-1]
     start = os.stat(live).st_size
-    last = search.last_matches(
-        files, filters, max(request.limit, 0), stats=stats, live_end=start, book=book
-    )
+    history = request.limit or TABLE_LIMIT
+    last = search.last_matches(files, filters, history, stats=stats, live_end=start, book=book)
     book.save()  # --follow runs until stopped
-    colour = render.use_colour(streams.out, streams.environ)
-    if request.json:
-        _write_json((m.line for m in last), streams.out)
-    elif last:
-        _write_table(last, streams)
+    writer = None if request.json else _table_writer(request, streams)
+    if writer is None:
+        _write_json((m.line for m in last), streams)
+    else:
+        writer.write([m.event for m in last])
     _report(stats, streams.err)
     for batch in follow_lines(live, start):
         found: list[search.Match] = []
@@ -292,12 +342,10 @@ def _follow(
                 streams.err.write("ds01-events: skipped a malformed line\n")
             elif matches(event, filters, line):
                 found.append(search.Match(line, event))
-        if request.json:
-            _write_json((m.line for m in found), streams.out)
-        elif found:
-            text = render.table([m.event for m in found], colour=colour, local=streams.local)
-            streams.out.write("\n".join(text.split("\n")[1:]) + "\n")
-            streams.out.flush()
+        if writer is None:
+            _write_json((m.line for m in found), streams)
+        else:
+            writer.write([m.event for m in found])  # same columns as the first batch
     return 0
 
 

@@ -8,48 +8,42 @@ schemas are read: ``timestamp``/``event_type``/``details.container`` and the leg
 from __future__ import annotations
 
 from ds01_query.engine.dates import datetime, timezone
+from ds01_query.engine.record import Record
 
 # Kept off the import path of a plain query (dataclasses, typing, re, fnmatch): a
 # bisected --since query takes less time than importing them.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
+    from typing import Any, ClassVar
 
 Obj = dict[str, "Any"]
 
 
-class Filters:
+class Filters(Record):
     """What the admin asked for. Empty tuples and None mean "no constraint"."""
 
-    __slots__ = ("containers", "grep", "since", "types", "until", "users")
-
-    def __init__(
-        self,
-        *,
-        users: tuple[str, ...] = (),
-        types: tuple[str, ...] = (),
-        containers: tuple[str, ...] = (),
-        since: datetime | None = None,
-        until: datetime | None = None,
-        grep: str | None = None,
-    ) -> None:
-        """Build the filters; every argument is optional."""
-        self.users = users
-        self.types = types
-        self.containers = containers
-        self.since = since
-        self.until = until
-        self.grep = grep
-
-    def __repr__(self) -> str:
-        """Show the constraints, for test failures."""
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
-        return f"Filters({fields})"
+    FIELDS: ClassVar[dict[str, object]] = {
+        "users": (),
+        "types": (),
+        "containers": (),
+        "since": None,
+        "until": None,
+        "grep": None,
+        "errors": False,
+    }
+    __slots__ = tuple(FIELDS)
+    users: tuple[str, ...]
+    types: tuple[str, ...]
+    containers: tuple[str, ...]
+    since: datetime | None
+    until: datetime | None
+    grep: str | None
+    errors: bool
 
     def is_empty(self) -> bool:
         """Tell whether every event matches."""
-        return not (self.users or self.types or self.containers or self.grep) and (
+        return not (self.users or self.types or self.containers or self.grep or self.errors) and (
             self.since is None and self.until is None
         )
 
@@ -159,7 +153,7 @@ def type_matches(actual: str, wanted: str) -> bool:
     return actual.startswith(wanted)
 
 
-def matches(obj: Obj, filters: Filters, raw: bytes | None = None) -> bool:  # noqa: PLR0911
+def matches(obj: Obj, filters: Filters, raw: bytes | None = None) -> bool:  # noqa: C901, PLR0911
     """Tell whether the decoded event passes every filter (``raw``: the line, for grep)."""
     if filters.grep is not None and (raw is None or filters.grep.encode() not in raw):
         return False
@@ -171,6 +165,8 @@ def matches(obj: Obj, filters: Filters, raw: bytes | None = None) -> bool:  # no
             return False
     if filters.containers and not _container_matches(obj, filters.containers):
         return False
+    if filters.errors and not is_error(obj):
+        return False
     if filters.since is not None or filters.until is not None:
         when = event_time(obj)
         if when is None:
@@ -180,6 +176,22 @@ def matches(obj: Obj, filters: Filters, raw: bytes | None = None) -> bool:  # no
         if filters.until is not None and when >= filters.until:
             return False
     return True
+
+
+ERROR_TYPES = ("*.denied", "*.reject", "*fail*", "*oom*")
+
+
+def is_error(obj: Obj) -> bool:
+    """A failure an admin looks for: a refusal, a failure, an OOM kill, a non-zero exit."""
+    kind = event_type(obj) or ""
+    if any(type_matches(kind, glob) for glob in ERROR_TYPES):
+        return True
+    details = obj.get("details")
+    if kind != "container.stop" or not isinstance(details, dict):
+        return False
+    code = details.get("exit_code")
+    failed = isinstance(code, int) and not isinstance(code, bool) and code != 0
+    return failed or details.get("oom") is True
 
 
 def _container_matches(obj: Obj, wanted: tuple[str, ...]) -> bool:

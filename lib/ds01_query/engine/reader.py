@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     StrPath = str | os.PathLike[str]
 
 CHUNK_BYTES = 8 << 20
-DEFAULT_GROUP = "adm"
 _KEEP = MAX_LINE_BYTES + 1  # what is kept of an overlong line: enough to be refused
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _KINDS = (
@@ -45,13 +44,10 @@ _KINDS = (
 
 
 class LogUnreadableError(OSError):
-    """A log file this user may not read; the message names the file and the group."""
+    """A log file this user may not read; the message names the file and who can help."""
 
     def __init__(self, path: StrPath, reason: str) -> None:
-        super().__init__(
-            f"cannot read {os.fspath(path)}: {reason}; ask an admin to add you to group "
-            f"{_group_of(path)!r} (sudo usermod -aG {_group_of(path)} $USER), then log in again"
-        )
+        super().__init__(f"cannot read {os.fspath(path)}: {reason}; {access_hint(path)}")
         self.path = os.fspath(path)
 
 
@@ -124,13 +120,30 @@ def screen(paths: Iterable[str]) -> tuple[list[str], list[str], list[str]]:
     return usable, refused, forged
 
 
-def _group_of(path: StrPath) -> str:
+def access_hint(path: StrPath) -> str:
+    """What to ask for: a group that really may read ``path`` (never root), else read access.
+
+    Joining the file's group helps only when that group has the read bit; root's group
+    is no group to hand out, since it is root's own.
+    """
     import grp  # noqa: PLC0415 - only for this message
 
     try:
-        return grp.getgrgid(os.stat(path).st_gid).gr_name
+        info = os.stat(path)
+        group = grp.getgrgid(info.st_gid).gr_name
     except (OSError, KeyError):
-        return os.environ.get("DS01_EVENTS_GROUP", DEFAULT_GROUP)
+        info, group = None, ""
+    if (
+        info is not None
+        and info.st_mode & stat.S_IRGRP
+        and info.st_gid != 0
+        and group not in {"", "root"}
+    ):
+        return (
+            f"ask an admin to add you to group {group!r}"
+            f" (sudo usermod -aG {group} $USER), then log in again"
+        )
+    return "ask an admin for read access to it (see 'Who may read' in ds01-events --concepts)"
 
 
 def _digits(text: str) -> bool:
