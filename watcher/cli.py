@@ -11,6 +11,7 @@ from watcher import __version__
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+
 _FLAGS = (
     ("--config", "config", "settings file (default /etc/ds01/watcher.toml)"),
     ("--events-file", "events_file", "the event log (default /var/log/ds01/events.jsonl)"),
@@ -70,8 +71,22 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (run, show, gpus, doctor):
         for flag, dest, text in _FLAGS:
             choices = ("auto", "off") if dest == "gpu" else None
-            sub.add_argument(flag, dest=dest, help=text, choices=choices)
+            help_text = text + _not_yet(_PART.get(dest))
+            sub.add_argument(flag, dest=dest, help=help_text, choices=choices)
     return parser
+
+
+# The part of the watcher a setting steers, as the catalogue's one switch names it.
+_PART = {"gpu": "gpu-poll", "dcgm_url": "dcgm-watchdog"}
+
+
+def _not_yet(part: str | None) -> str:
+    """Say, in the help, that a setting's part of the watcher is not built yet."""
+    if part is None:
+        return ""
+    from ds01_events.catalogue import NOT_YET, RUNS  # noqa: PLC0415 - keeps --help fast
+
+    return "" if RUNS[part] else f" ({NOT_YET[part].replace('not written yet', 'no effect yet')})"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ds01_events.catalogue import DCGM_WATCHDOG_RUNS, GPU_POLL_RUNS
 from ds01_query.engine.timespec import ACCEPTED_FORMS
 
 INFO = f"""ds01-events: query the ds01 audit trail (live log and rotated files, oldest first)
@@ -59,13 +60,13 @@ EXAMPLES
   ds01-events errors --since today
 """
 
-CONCEPTS = """What an event is
+_CONCEPTS = """What an event is
   One JSON object per line in /var/log/ds01/events.jsonl, written by one process, the
   ds01-watcher service. It records what happened on the server: containers created,
-  started and stopped (from the Docker event stream), GPUs and MIG slices held, GPU
-  processes started straight from the host, what the maintenance scripts did, and the
-  watcher's own starts, stops and any gap it could not observe.
-
+  started, stopped or failed to start (from the Docker event stream), the GPUs and MIG
+  slices containers hold (from their device requests),{host_gpu} what the maintenance
+  scripts did, and the watcher's own starts, stops and any gap it could not observe.
+{gpu_status}
 The envelope (schema_version "1")
   timestamp   UTC, 6 fractional digits, Z (shown here in local time)
   event_type  category.action, e.g. container.start, gpu.allocate, auth.denied
@@ -76,7 +77,7 @@ The envelope (schema_version "1")
   Older lines use ts, event and a top-level container; they are read the same way.
 
 Where events come from
-  The watcher watches Docker and NVML itself; scripts send what Docker cannot see
+  The watcher watches Docker{nvml} itself; scripts send what Docker cannot see
   (auth.denied, maintenance.*, gpu.reject) to its socket, and the watcher writes them.
 
 Rotation
@@ -93,3 +94,26 @@ Who may read
   The log holds other users' command lines: it is 0640 root:adm by default. Join the
   group (usermod -aG adm NAME) to read it.
 """
+
+
+def _gpu_status() -> str:
+    """What of the GPU side runs, from the catalogue's one switch per part."""
+    parts = []
+    if not GPU_POLL_RUNS:
+        parts.append(
+            "  Not yet built: the NVML poll, so GPU processes started straight from the host\n"
+            "  (detection.host_gpu_process) are not recorded yet."
+        )
+    if not DCGM_WATCHDOG_RUNS:
+        parts.append(
+            "  Not yet built: the DCGM exporter watchdog, so no monitoring.* event is\n"
+            "  written yet."
+        )
+    return "\n".join(parts) + ("\n" if parts else "")
+
+
+CONCEPTS = _CONCEPTS.format(
+    host_gpu=" GPU processes started straight from the host," if GPU_POLL_RUNS else "",
+    gpu_status=_gpu_status(),
+    nvml=" and NVML" if GPU_POLL_RUNS else "",
+)
