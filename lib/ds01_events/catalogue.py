@@ -84,8 +84,14 @@ EVENT_TYPES: dict[str, EventType] = {
     ),
     "container.start": EventType("A container started.", _CONTAINER),
     "container.stop": EventType(
-        "A container's main process ended; exit code and OOM state come from inspect.",
-        (*_CONTAINER, "exit_code", "oom", "signal", "reason"),
+        "A container's main process ended; exit code and OOM state come from inspect,"
+        " signal is the number of the last kill signal, ran_s how long it ran (seconds).",
+        (*_CONTAINER, "exit_code", "oom", "signal", "reason", "ran_s"),
+    ),
+    "container.start_failed": EventType(
+        "A docker start failed (a missing command, a bad mount): the container never ran;"
+        " exit_code and dockerd's error say why.",
+        (*_CONTAINER, "exit_code", "error"),
     ),
     "container.remove": EventType("A container was removed.", _CONTAINER),
     "container.pause": EventType("A container was paused.", _CONTAINER),

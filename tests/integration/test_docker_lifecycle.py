@@ -219,3 +219,41 @@ def test_config_files_match_inspect(containers):
     assert (facts.user, facts.attributed_by) == ("alice", "cgroup_parent")
     assert facts.gpu_devices == ["GPU-1", "MIG-2", "0"]
     assert config_from_disk(root, "../" + c.id) is None
+
+
+def test_failed_start_leaves_a_trace(containers, runner):
+    """A docker start that fails (missing command) logs container.start_failed with the error."""
+    import docker as docker_sdk
+
+    c = containers.create(["/no-such-command-here"])
+    with pytest.raises(docker_sdk.errors.APIError):
+        c.start()
+    c.remove()
+    events = runner.wait_for(removed(c.id))
+    assert sequence(events, c.id) == [
+        "container.create",
+        "container.start_failed",
+        "container.remove",
+    ]
+    (failed,) = (
+        e for e in for_container(events, c.id) if e["event_type"] == "container.start_failed"
+    )
+    assert failed["details"]["exit_code"] == 127
+    assert "no-such-command-here" in failed["details"]["error"]
+
+
+def test_stop_carries_run_time_and_signal_number(containers, runner):
+    """A stopped container's container.stop has ran_s and the kill signal as a number."""
+    c = containers.create(["sh", "-c", "trap 'exit 3' INT; sleep 30 & wait"])
+    c.start()
+    runner.wait_for(lambda evs: "container.start" in sequence(evs, c.id))
+    c.kill(signal="SIGINT")  # PID 1 has no default handler: the trap ends it
+    c.wait(timeout=30)
+    c.remove()
+    events = runner.wait_for(removed(c.id))
+    stop = next(
+        e["details"] for e in for_container(events, c.id) if e["event_type"] == "container.stop"
+    )
+    assert (stop["signal"], stop["exit_code"], stop["reason"]) == (2, 3, "killed")
+    assert isinstance(stop["ran_s"], float)
+    assert 0 < stop["ran_s"] < 30

@@ -57,3 +57,13 @@ def test_older_form_documented(form: str) -> None:
     """The command or older form appears in the --info reference and the docs page."""
     assert form in INFO
     assert f"`{form}" in DOC or f"events {form}`" in DOC
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_docs_show_the_table_at_a_terminal(columns: int) -> None:
+    """The docs page holds a terminal capture of the default table at 80 and 200 columns."""
+    block = DOC.split(f"{columns} columns:\n\n```text\n", 1)[1].split("```", 1)[0]
+    lines = block.splitlines()
+    assert lines[0].startswith("TIME (CET)")
+    assert all(len(line) <= columns for line in lines)
+    assert any("exit_code=137" in line for line in lines)

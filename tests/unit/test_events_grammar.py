@@ -103,3 +103,26 @@ def test_commands_stand_anywhere(args: list[str], command: str | None, rest: lis
 def test_suggestion_is_near_or_none(typed: str, near: str) -> None:
     """A mistyped option suggests the option it is close to, and a far one none."""
     assert suggestion(typed) == near
+
+
+def test_the_typer_app_does_not_import_the_entry_point() -> None:
+    """No import circle: typer_app and guided import nothing of cli.main (--guided is a callback)."""
+    import ast
+    from pathlib import Path
+
+    cli = Path(__file__).resolve().parents[2] / "lib" / "ds01_query" / "cli"
+    for name in ("typer_app.py", "guided.py", "options.py", "runner.py"):
+        tree = ast.parse((cli / name).read_text())
+        imported = {
+            getattr(node, "module", None) or alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            for alias in node.names
+        }
+        assert "ds01_query.cli.main" not in imported, name
+        assert not any(
+            isinstance(n, ast.ImportFrom)
+            and n.module == "ds01_query.cli"
+            and any(a.name == "main" for a in n.names)
+            for n in ast.walk(tree)
+        ), name

@@ -137,12 +137,12 @@ def test_stop_versus_kill_reason():
     life.handle(ev("kill", 3, signal="15"))
     life.handle(ev("kill", 4, signal="9"))
     (stop,) = life.handle(ev("die", 5), insp(exit_code=137))
-    assert (stop.details["reason"], stop.details["signal"]) == ("stopped", "9")
+    assert (stop.details["reason"], stop.details["signal"]) == ("stopped", 9)
     assert life.handle(ev("stop", 6)) == []
     life.handle(ev("start", 7))
     life.handle(ev("kill", 8, signal="9"))
     (stop,) = life.handle(ev("die", 9), insp(exit_code=137))
-    assert (stop.details["reason"], stop.details["signal"]) == ("killed", "9")
+    assert (stop.details["reason"], stop.details["signal"]) == ("killed", 9)
 
 
 def test_oom():
@@ -231,3 +231,96 @@ def test_no_flag_from_configuration_once_nvml_is_known():
     life.handle(ev("create", 1), insp(env=["NVIDIA_VISIBLE_DEVICES=0"]))
     assert types(life.handle(ev("start", 2))) == ["container.start", "gpu.allocate"]
     assert life.containers[CID].unmanaged_flagged is False
+
+
+def test_stop_carries_how_long_it_ran():
+    """container.stop has ran_s: inspect's StartedAt..FinishedAt, else start to die."""
+    life = ContainerLifecycle()
+    life.handle(ev("create", 1), insp())
+    life.handle(ev("start", 2))
+    (stop,) = life.handle(ev("die", 2 + 90 * 10**9))
+    assert stop.details["ran_s"] == 90.0
+    life.handle(ev("start", 10**12))
+    state = insp(exit_code=1)
+    state["State"] |= {
+        "StartedAt": "2026-11-22T10:00:00.250000000Z",
+        "FinishedAt": "2026-11-22T11:02:03.750000000Z",
+    }
+    (stop,) = life.handle(ev("die", 10**13), state)
+    assert stop.details["ran_s"] == 3723.5
+
+
+def test_signal_is_a_number():
+    """Kill events carry the signal as text; container.stop carries it as a number."""
+    life = ContainerLifecycle()
+    life.handle(ev("create", 1), insp())
+    life.handle(ev("start", 2))
+    life.handle(ev("kill", 3, signal="2"))
+    (stop,) = life.handle(ev("die", 4))
+    assert stop.details["signal"] == 2
+
+
+def test_die_without_start_is_a_failed_start():
+    """A die with no start before it (newer dockerd) is container.start_failed with the error."""
+    life = ContainerLifecycle()
+    life.handle(ev("create", 1), insp())
+    die = ev("die", 2, exitCode="127")
+    assert life.needs_inspect(die)
+    state = insp(exit_code=127)
+    state["State"]["Error"] = 'exec: "/nope": stat /nope: no such file or directory'
+    (failed,) = life.handle(die, state)
+    assert failed.event_type == "container.start_failed"
+    assert failed.details["exit_code"] == 127
+    assert "no such file" in failed.details["error"]
+
+
+def _disconnect(n):
+    return {
+        "Type": "network",
+        "Action": "disconnect",
+        "Actor": {"ID": "n" * 64, "Attributes": {"container": CID, "name": "none", "type": "null"}},
+        "timeNano": T0 + n,
+    }
+
+
+def test_failed_start_seen_only_as_a_network_disconnect():
+    """Dockerd 20.10 sends only a network disconnect for a failed start: inspect tells."""
+    life = ContainerLifecycle()
+    life.handle(ev("create", 1), insp())
+    assert life.needs_inspect(_disconnect(2))
+    state = insp(exit_code=127)
+    state["State"]["Error"] = "OCI runtime create failed"
+    (failed,) = life.handle(_disconnect(2), state)
+    assert failed.event_type == "container.start_failed"
+    assert failed.details["container"] == "job"
+    assert failed.details["error"] == "OCI runtime create failed"
+    assert failed.timestamp == timestamp_from_nanos(T0 + 2)
+
+
+def test_disconnect_after_a_normal_stop_is_no_news():
+    """The disconnect that follows every die costs no inspect and logs nothing."""
+    life = ContainerLifecycle()
+    life.handle(ev("create", 1), insp())
+    life.handle(ev("start", 2))
+    life.handle(ev("die", 3))
+    assert not life.needs_inspect(_disconnect(4))
+    assert life.handle(_disconnect(4), None) == []
+    assert life.handle({**_disconnect(5), "Action": "destroy"}, None) == []
+    assert CID in life.containers
+
+
+def test_inspect_of_a_stopped_container_gives_run_time_and_start_error():
+    """known_from_inspect reads ran_s from StartedAt..FinishedAt and a failed start's error."""
+    from watcher.docker.known_container import known_from_inspect
+
+    state = insp(exit_code=127)
+    state["State"] |= {
+        "Error": "exec failed",
+        "StartedAt": "2026-11-22T10:00:00Z",
+        "FinishedAt": "2026-11-22T10:00:01.5Z",
+    }
+    known = known_from_inspect(state)
+    assert (known.ran_s, known.start_error) == (1.5, "exec failed")
+    never = insp()
+    never["State"] |= {"StartedAt": "0001-01-01T00:00:00Z", "FinishedAt": "0001-01-01T00:00:00Z"}
+    assert known_from_inspect(never).ran_s is None

@@ -87,3 +87,10 @@ def test_replay_not_holding_the_last_event_is_a_gap_to_its_first_event():
     empty = replay_gap(5_000_000_000, {("abc", "die")}, 9_000_000_000, None)
     assert empty is not None
     assert empty.details["until"] == gap_event(0, 9_000_000_000, "").details["until"]
+
+
+def test_inferred_stop_carries_run_time():
+    """A stop found by reconciliation carries ran_s from inspect's StartedAt..FinishedAt."""
+    (stop,) = reconcile({"a": k(running=True)}, {"a": k(running=False, exit_code=0, ran_s=12.5)})
+    assert stop.event_type == "container.stop"
+    assert stop.details["ran_s"] == 12.5

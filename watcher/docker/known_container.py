@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from watcher.docker import attribution
+from watcher.docker.container_events import docker_time_nanos, ran_seconds
 from watcher.docker.gpu_devices import gpu_devices
 from watcher.docker.stream import base_action
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+MAX_ERROR = 500  # dockerd's start errors are a line or two; a log line stays bounded
 # Attributes dockerd sets after copying labels: always the facts.
 TRUSTED_ATTRIBUTES = frozenset({"image", "name"})
 # Attributes a label of the same name overwrites, per action.
@@ -43,6 +45,12 @@ class KnownContainer(msgspec.Struct, kw_only=True, omit_defaults=True):
     oom_killed: bool | None = None
     # Flagged as unmanaged from its configuration (NVML was not known at its start).
     unmanaged_flagged: bool = False
+    # When its last run started (epoch ns), from the start event or State.StartedAt.
+    started_nano: int | None = None
+    # From inspect of a stopped container: how long its last run took, and why its last
+    # start failed (State.Error; dockerd clears it at a successful start).
+    ran_s: float | None = None
+    start_error: str | None = None
 
 
 def known_from_inspect(
@@ -58,10 +66,13 @@ def known_from_inspect(
         labels, name, host_config.get("CgroupParent"), user_by_uid=user_by_uid
     )
     exit_code = state.get("ExitCode")
+    started = docker_time_nanos(state.get("StartedAt"))
+    running = bool(state.get("Running"))
+    error = state.get("Error")
     return KnownContainer(
         name=name,
         image=config.get("Image") or inspect.get("Image"),
-        running=bool(state.get("Running")),
+        running=running,
         user=who.user,
         attributed_by=who.attributed_by,
         gpu_devices=gpu_devices(inspect),
@@ -73,6 +84,9 @@ def known_from_inspect(
         stop_signal=config.get("StopSignal") or None,
         exit_code=exit_code if isinstance(exit_code, int) else None,
         oom_killed=state.get("OOMKilled") if isinstance(state.get("OOMKilled"), bool) else None,
+        started_nano=started,
+        ran_s=None if running else ran_seconds(started, docker_time_nanos(state.get("FinishedAt"))),
+        start_error=error[:MAX_ERROR] if isinstance(error, str) and error and not running else None,
     )
 
 

@@ -7,7 +7,14 @@ what this module tracked itself; an attribute is used only when no label of the
 same name exists.
 
 ``kill`` and ``stop`` produce no event of their own: they are folded into the
-``container.stop`` logged at ``die`` (``reason`` stopped/killed, ``signal``).
+``container.stop`` logged at ``die`` (``reason`` stopped/killed, ``signal`` as a
+number, ``ran_s``).
+
+A ``docker start`` that fails (a missing command, say) is ``container.start_failed``
+with ``exit_code`` and dockerd's ``error``. dockerd 20.10 emits no container event
+for it at all, only a ``network`` ``disconnect`` naming the container; newer ones may
+emit ``die`` without ``start``. Both are caught: a disconnect of a container that did
+not die since its start is checked with inspect (``State.Error``).
 """
 
 from __future__ import annotations
@@ -16,12 +23,20 @@ from typing import TYPE_CHECKING, Any
 
 from watcher.docker.container_events import (
     container_event,
+    docker_time_nanos,
     holding_events,
+    ran_seconds,
     release_events,
+    signal_number,
     stop_reason,
     timestamp_from_nanos,
 )
-from watcher.docker.known_container import KnownContainer, known_from_event, known_from_inspect
+from watcher.docker.known_container import (
+    MAX_ERROR,
+    KnownContainer,
+    known_from_event,
+    known_from_inspect,
+)
 from watcher.docker.stream import base_action, event_key
 
 if TYPE_CHECKING:
@@ -43,6 +58,7 @@ HANDLED_ACTIONS = frozenset(
         "unpause",
         "restart",
         "rename",
+        "disconnect",  # network events: a failed start on dockerd 20.10
     }
 )
 _SIMPLE = {
@@ -50,6 +66,13 @@ _SIMPLE = {
     "unpause": "container.unpause",
     "restart": "container.restart",
 }
+
+
+def network_container(event: Mapping[str, Any]) -> str | None:
+    """The container a ``network`` event names (``Actor.Attributes.container``), or None."""
+    attributes = (event.get("Actor") or {}).get("Attributes") or {}
+    cid = attributes.get("container") if isinstance(attributes, dict) else None
+    return cid if isinstance(cid, str) and cid else None
 
 
 class ContainerLifecycle:
@@ -73,6 +96,9 @@ class ContainerLifecycle:
         self._first_kill: dict[str, str] = {}
         self._last_signal: dict[str, str | None] = {}
         self._oom: set[str] = set()
+        # Containers that died since their last start: their network disconnect is no news.
+        self._died: set[str] = set()
+        self._event_nano = 0
 
     def needs_inspect(self, event: Mapping[str, Any]) -> bool:
         """Whether handling ``event`` wants fresh inspect data.
@@ -84,13 +110,18 @@ class ContainerLifecycle:
         from the ``oom`` event dockerd emits before ``die``.
         """
         action = base_action(str(event.get("Action") or ""))
-        if action not in HANDLED_ACTIONS or action == "destroy":
+        if event.get("Type") == "network":
+            cid = network_container(event)
+            known = self.containers.get(cid) if cid else None
+            return known is not None and not known.running and cid not in self._died
+        if action not in HANDLED_ACTIONS or action in {"destroy", "disconnect"}:
             return False
         actor_id = str((event.get("Actor") or {}).get("ID") or "")
         known = self.containers.get(actor_id)
         if action == "create" or known is None:
             return True
-        return action == "die" and "exitCode" in known.label_keys
+        # A die of a container never seen running is a failed start: inspect has the error.
+        return action == "die" and ("exitCode" in known.label_keys or not known.running)
 
     def handle(
         self, event: Mapping[str, Any], inspect: Mapping[str, Any] | None = None
@@ -100,6 +131,10 @@ class ContainerLifecycle:
         action = base_action(key.action) if key else ""
         if key is None or action not in HANDLED_ACTIONS:
             return []
+        self._event_nano = key.time_nano
+        if event.get("Type") == "network":
+            cid = network_container(event) if action == "disconnect" else None
+            return self._network_disconnect(cid, inspect, key.time_nano) if cid else []
         cid = key.actor_id
         attributes = dict((event.get("Actor") or {}).get("Attributes") or {})
         previous = self.containers.get(cid)
@@ -178,9 +213,11 @@ class ContainerLifecycle:
         timestamp: str,
     ) -> list[Event]:
         known.running = True
+        known.started_nano = self._event_nano
         self._first_kill.pop(cid, None)
         self._last_signal.pop(cid, None)
         self._oom.discard(cid)
+        self._died.discard(cid)
         return [
             container_event("container.start", cid, known, timestamp=timestamp),
             *holding_events(cid, known, timestamp=timestamp, resolve=self.resolve_devices),
@@ -219,6 +256,8 @@ class ContainerLifecycle:
         timestamp: str,
     ) -> list[Event]:
         state = (inspect or {}).get("State") or {}
+        was_running = known.running
+        self._died.add(cid)
         exit_code: int | None = None
         oom = cid in self._oom
         if state and not state.get("Running"):
@@ -230,6 +269,9 @@ class ContainerLifecycle:
         known.running = False
         known.exit_code = exit_code
         known.oom_killed = oom
+        error = state.get("Error") if isinstance(state.get("Error"), str) else ""
+        if error or (not was_running and not state):
+            return self._start_failed(cid, known, timestamp, exit_code, error or None)
         killed = cid in self._first_kill
         reason = stop_reason(
             oom=oom,
@@ -249,11 +291,61 @@ class ContainerLifecycle:
                 timestamp=timestamp,
                 exit_code=exit_code,
                 oom=oom,
-                signal=signal,
+                signal=signal_number(signal),
                 reason=reason,
+                ran_s=self._ran_s(known, state),
             ),
             *release_events(cid, known, timestamp=timestamp, resolve=self.resolve_devices),
         ]
+
+    def _ran_s(self, known: KnownContainer, state: Mapping[str, Any]) -> float | None:
+        """How long the run took: inspect's own bounds, else start event to die event."""
+        exact = ran_seconds(
+            docker_time_nanos(state.get("StartedAt")), docker_time_nanos(state.get("FinishedAt"))
+        )
+        return exact if exact is not None else ran_seconds(known.started_nano, self._event_nano)
+
+    def _start_failed(
+        self,
+        cid: str,
+        known: KnownContainer,
+        timestamp: str,
+        exit_code: int | None,
+        error: str | None,
+    ) -> list[Event]:
+        known.running = False
+        known.start_error = error
+        self._oom.discard(cid)
+        self._first_kill.pop(cid, None)
+        self._last_signal.pop(cid, None)
+        return [
+            container_event(
+                "container.start_failed",
+                cid,
+                known,
+                timestamp=timestamp,
+                exit_code=exit_code,
+                error=error[:MAX_ERROR] if error else None,
+            )
+        ]
+
+    def _network_disconnect(
+        self, cid: str | None, inspect: Mapping[str, Any] | None, time_nano: int
+    ) -> list[Event]:
+        """A container left a network: news only when it did not die since its start."""
+        known = self.containers.get(cid) if cid else None
+        if cid is None or known is None or known.running or cid in self._died:
+            self._died.discard(cid or "")
+            return []
+        state = (inspect or {}).get("State") or {}
+        error = state.get("Error")
+        if state.get("Running") or not isinstance(error, str) or not error:
+            return []
+        self._died.add(cid)  # one trace per failed start, even if a die follows
+        code = state.get("ExitCode")
+        exit_code = code if isinstance(code, int) and not isinstance(code, bool) else None
+        known.exit_code = exit_code
+        return self._start_failed(cid, known, timestamp_from_nanos(time_nano), exit_code, error)
 
     def _on_stop(
         self, _c: str, _k: KnownContainer, _a: dict[str, Any], _i: Mapping[str, Any] | None, _t: str
@@ -269,6 +361,7 @@ class ContainerLifecycle:
         timestamp: str,
     ) -> list[Event]:
         self.containers.pop(cid, None)
+        self._died.discard(cid)
         self._first_kill.pop(cid, None)
         self._last_signal.pop(cid, None)
         self._oom.discard(cid)

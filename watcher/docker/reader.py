@@ -42,6 +42,9 @@ class RawEvent:
 Item = Connected | RawEvent
 
 
+EVENT_FILTERS = {"type": ["container", "network"]}
+
+
 def why(exc: BaseException) -> str:
     """Return the first line of an exception's text, bounded, for a one-line message."""
     text = str(exc).strip().splitlines()
@@ -100,7 +103,8 @@ class StreamReader:
     def _subscribe_and_read(self, *, outage_reported: bool) -> bool:
         client = self._make_client()
         since = since_arg(self._resume_nano) if self._resume_nano else None
-        stream = client.events(since=since, filters={"type": ["container"]}, decode=False)
+        # Network events too: on dockerd 20.10 a failed start shows only as a disconnect.
+        stream = client.events(since=since, filters=EVENT_FILTERS, decode=False)
         with self._lock:
             self._stream = stream
         if self._stopping.is_set():

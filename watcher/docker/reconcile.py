@@ -75,6 +75,7 @@ def reconcile(
                     oom=now.oom_killed,
                     signal=None,
                     reason=reason,
+                    ran_s=now.ran_s,
                 )
             )
             events.extend(

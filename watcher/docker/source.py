@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from watcher.docker.cursor import DockerCursor, load_cursor, save_cursor
 from watcher.docker.facts import LOOK_AHEAD, ContainerFacts
-from watcher.docker.lifecycle import HANDLED_ACTIONS, ContainerLifecycle
+from watcher.docker.lifecycle import HANDLED_ACTIONS, ContainerLifecycle, network_container
 from watcher.docker.reader import Connected, Item, RawEvent, StreamReader, why
 from watcher.docker.reconcile import reconcile, replay_gap
 from watcher.docker.stream import (
@@ -36,6 +36,7 @@ from watcher.docker.stream import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
+    from concurrent.futures import Future
 
     from ds01_events.envelope import Event
     from watcher.docker.container_events import DeviceResolver
@@ -303,7 +304,7 @@ class DockerSource:
         if base_action(key.action) in HANDLED_ACTIONS:
             inspect = None
             if self._lifecycle.needs_inspect(raw):
-                inspect = prefetched.result() if prefetched is not None else self._facts.fetch(key)
+                inspect = self._inspect_for(raw, key, prefetched)
             for event in self._lifecycle.handle(raw, inspect):
                 self._emit(event, key.time_nano)
         if key.time_nano != self._cursor.time_nano:
@@ -312,6 +313,18 @@ class DockerSource:
         self._cursor.keys.append((key.actor_id, key.action))
         self._dirty = True
         self._progress = time.monotonic()
+
+    def _inspect_for(
+        self,
+        raw: dict[str, Any],
+        key: EventKey,
+        prefetched: Future[dict[str, Any] | None] | None,
+    ) -> dict[str, Any] | None:
+        """Facts for an event: a network event's are its container's, not the network's."""
+        if raw.get("Type") == "network":
+            cid = network_container(raw)
+            return self._facts.inspect(cid) if cid else None
+        return prefetched.result() if prefetched is not None else self._facts.fetch(key)
 
     def _emit(self, event: Event, event_nano: int | None) -> None:
         logged = _logged_key(event)

@@ -38,7 +38,7 @@ MIN_DETAILS = 32  # narrower than this, the details get a line of their own
 TIME_WIDTH = len("2026-11-22 14:00:05")
 GAP = "  "
 # Per column: (fewest, most) characters; the fewest keep --follow's columns steady.
-BOUNDS = {"type": (14, 28), "user": (8, 24), "container": (10, 24)}
+BOUNDS = {"type": (14, 28), "user": (8, 32), "container": (10, 24)}
 FIRST_KEYS: dict[str, tuple[str, ...]] = {
     "container.stop": ("exit_code", "oom", "signal", "reason", "ran_s", "gpu_devices"),
     "container.start_failed": ("exit_code", "error"),
@@ -49,6 +49,7 @@ FIRST_KEYS: dict[str, tuple[str, ...]] = {
     "detection.host_gpu_process": ("pid", "command", "gpu_uuid", "mig_uuid", "used_memory_mib"),
     "watcher.gap": ("since", "until", "reason"),
     "ingest.rejected": ("counts", "uids", "window_seconds"),
+    "maintenance.*": ("action", "reason"),
 }
 GENERIC_FIRST = ("exit_code", "oom", "signal", "reason", "error", "gpu_devices", "ran_s")
 LAST_KEYS = ("container_id", "image", "attributed_by", "inferred")
@@ -110,7 +111,8 @@ def details_text(obj: Obj, *, wide: bool = False) -> str:
     items = {**details, **extra}
     if wide:
         return " ".join(f"{k}={escape(_text(v))}" for k, v in items.items() if k not in HIDDEN)
-    first = FIRST_KEYS.get(event_type(obj) or "", GENERIC_FIRST)
+    kind = event_type(obj) or ""
+    first = FIRST_KEYS.get(kind) or FIRST_KEYS.get(kind.split(".", 1)[0] + ".*", GENERIC_FIRST)
     order = [k for k in first if k in items]
     order += [k for k in items if k not in order and k not in LAST_KEYS and k not in HIDDEN]
     order += [k for k in LAST_KEYS if k in items and k not in order]
@@ -161,7 +163,7 @@ class Row:
 
 
 INDENT = "    "
-MAX_DETAIL_LINES = 3  # below a row; the rest is for --wide
+MAX_DETAIL_LINES = 2  # below a row; the rest is for --wide
 
 
 def _wrapped(details: str, width: int) -> list[str]:
