@@ -174,3 +174,16 @@ def test_json_at_a_terminal_is_escaped_and_still_the_same_json(log_dir: Path) ->
 @pytest.fixture
 def log_dir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+def test_into_a_pipe_nothing_is_cut(log_dir: Path) -> None:
+    """Without a terminal (and no COLUMNS) names and values stay whole, for grep."""
+    long_name = "a-very-long-container-name-for-grep._.1001"
+    command = "python train.py " + "--flag " * 20
+    event = {**STOP, "details": {**STOP["details"], "container": long_name, "command": command}}
+    log = log_dir / "events.jsonl"
+    log.write_text(json.dumps(event) + "\n")
+    out = run(log).stdout
+    assert long_name in out
+    assert command.strip() in out
+    assert CID not in out

@@ -86,7 +86,7 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"
 
 
-def _pair(key: str, value: Any) -> str | None:
+def _pair(key: str, value: Any, most: int) -> str | None:
     """``key=value`` as the default table shows it; None for what says nothing."""
     if value is None or (key == "oom" and value is False) or (key == "inferred" and not value):
         return None
@@ -96,11 +96,14 @@ def _pair(key: str, value: Any) -> str | None:
         return f"ran={_duration(float(value))}"
     if key == "container_id" and isinstance(value, str):
         return f"id={value[:SHORT_ID]}"
-    return f"{key}={bounded(escape(_text(value)), MAX_VALUE)}"
+    return f"{key}={bounded(escape(_text(value)), most)}"
 
 
-def details_text(obj: Obj, *, wide: bool = False) -> str:
-    """The DETAILS cell: first the keys this type is about, bookkeeping last (all, if wide)."""
+def details_text(obj: Obj, *, wide: bool = False, fitted: bool = True) -> str:
+    """The DETAILS cell: first the keys this type is about, bookkeeping last (all, if wide).
+
+    ``fitted`` (a terminal's width to fit) cuts one long value to `MAX_VALUE`.
+    """
     details = obj.get("details")
     extra = {}
     if "event_type" not in obj:  # a legacy line: its other top-level keys are its details
@@ -116,7 +119,8 @@ def details_text(obj: Obj, *, wide: bool = False) -> str:
     order = [k for k in first if k in items]
     order += [k for k in items if k not in order and k not in LAST_KEYS and k not in HIDDEN]
     order += [k for k in LAST_KEYS if k in items and k not in order]
-    pairs = (_pair(k, items[k]) for k in order)
+    most = MAX_VALUE if fitted else 1 << 30
+    pairs = (_pair(k, items[k], most) for k in order)
     return " ".join(p for p in pairs if p is not None)
 
 
@@ -148,7 +152,9 @@ class Row:
 
     __slots__ = ("container", "details", "forged", "kind", "marker", "name", "time")
 
-    def __init__(self, obj: Obj, local: tzinfo | None, *, wide: bool, account: Any) -> None:
+    def __init__(
+        self, obj: Obj, local: tzinfo | None, *, wide: bool, fitted: bool, account: Any
+    ) -> None:
         """Take the cells from one decoded event."""
         self.time = local_time(obj, local)
         self.kind = escape(event_type(obj) or "?")
@@ -158,7 +164,7 @@ class Row:
         if container is None and cid is not None:
             container = cid if wide else cid[:SHORT_ID]
         self.container = escape(container or "-")
-        self.details = details_text(obj, wide=wide)
+        self.details = details_text(obj, wide=wide, fitted=fitted)
         self.forged = forged_watcher_event(obj)
 
 
@@ -202,7 +208,8 @@ class Layout:
         """Size the columns for ``width`` (0: no limit) from the first rows."""
         self.width = 0 if wide else width
         self.narrow = False
-        self.sizes = self._sizes(rows, BOUNDS, cap=not wide)
+        # Into a pipe (no width) nothing is cut: a long name stays greppable.
+        self.sizes = self._sizes(rows, BOUNDS, cap=bool(self.width))
         if self.width and self._fixed() + MIN_DETAILS > self.width:
             self.narrow = True
             self.sizes = self._sizes(rows, BOUNDS, cap=True)
@@ -282,7 +289,10 @@ class TableWriter:
     def write(self, events: Iterable[Obj]) -> int:
         """Write the events (the header before the first batch); how many were written."""
         local = self.streams.local
-        rows = [Row(obj, local, wide=self.wide, account=self.account) for obj in events]
+        fitted = bool(self.width) and not self.wide
+        rows = [
+            Row(obj, local, wide=self.wide, fitted=fitted, account=self.account) for obj in events
+        ]
         if self.layout is None:
             self.layout = Layout(rows, self.width, wide=self.wide)
         if rows and not self.headed:  # the header waits for the first row
