@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import shutil
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from bench.corpus import START, generate
+from ds01_query.cli.main import main
+from ds01_query.cli.runner import Streams
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -40,22 +44,14 @@ def logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _ours(logdir: Path, *args: str) -> list[str]:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ds01_query.cli.main",
-            "--file",
-            str(logdir / "events.jsonl"),
-            "--json",
-            "--all",
-            *args,
-        ],
-        capture_output=True,
-        check=True,
-        env=_env(),
-    )
-    return _normalise(result.stdout)
+    """``ds01-events --file LOG --json --all ARGS``, run in this process."""
+    raw = io.BytesIO()
+    out = io.TextIOWrapper(raw, encoding="utf-8")
+    streams = Streams(out, io.StringIO(), _env(), local=ZoneInfo("America/New_York"))
+    file = str(logdir / "events.jsonl")
+    assert main(["--file", file, "--json", "--all", *args], streams) == 0
+    out.flush()
+    return _normalise(raw.getvalue())
 
 
 def _env() -> dict[str, str]:
