@@ -290,3 +290,11 @@ def test_guided_asks_again_on_bad_answers(log: Path) -> None:
     assert result.stdout.count("since when?") == 2
     assert "ds01-events --user bob --since 2020-01-01 --json" in result.stdout
     assert '"gpu.reject"' in result.stdout
+
+
+def test_guided_keeps_the_file_given_beside_it(log: Path, tmp_path: Path) -> None:
+    """``--guided --file X`` builds and runs a command that reads X."""
+    other = _write(tmp_path / "other.jsonl", EVENTS[1:2])
+    result = run(log, "--guided", "--file", str(other), stdin="1\n\njson\n")
+    assert f"ds01-events --json --file {other}" in result.stdout
+    assert _types(result.stdout.splitlines()[-1]) == ["gpu.reject"]

@@ -19,7 +19,7 @@ from ds01_query.cli.runner import Streams
 from ds01_query.cli.typer_app import make_apps
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "ds01-events.md").read_text()
-APPS = make_apps(lambda _r: 0, lambda: 0, Streams(io.StringIO(), io.StringIO(), {}))
+APPS = make_apps(lambda _r: 0, lambda _f: 0, Streams(io.StringIO(), io.StringIO(), {}))
 
 
 def _long_options(app: typer.Typer) -> list[str]:

@@ -24,7 +24,7 @@ def typer_request(args: list[str]) -> QueryRequest | str:
         built.append(request)
         return 0
 
-    apps = make_apps(keep, lambda: 0, Streams(io.StringIO(), io.StringIO(), {}))
+    apps = make_apps(keep, lambda _f: 0, Streams(io.StringIO(), io.StringIO(), {}))
     try:
         apps.query(args=args, prog_name="ds01-events", standalone_mode=False)
     except Exception as exc:

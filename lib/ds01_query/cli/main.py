@@ -95,8 +95,11 @@ def execute(request: runner.QueryRequest, streams: runner.Streams) -> int:
         return 130
 
 
-def _guided(streams: runner.Streams) -> int:
-    """Ask, print the command built, then run it as if typed (the only re-entry of main)."""
+def _guided(streams: runner.Streams, files: Sequence[str] = ()) -> int:
+    """Ask, print the command built, then run it as if typed (the only re-entry of main).
+
+    ``--file`` given beside ``--guided`` is kept in the command built.
+    """
     from ds01_query.cli.guided import GuidedEnd, build_args, quoted  # noqa: PLC0415 - interactive
 
     def say(text: str) -> None:
@@ -106,8 +109,12 @@ def _guided(streams: runner.Streams) -> int:
     try:
         args = build_args(streams.ask, say)
     except GuidedEnd as end:
+        streams.out.write("\n")  # end the unanswered prompt's line
+        streams.out.flush()
         streams.err.write(f"ds01-events: {end}\n")
         return end.code
+    for path in files:
+        args += ["--file", path]
     say("ds01-events " + quoted(args))
     return main(args, streams)
 
@@ -143,7 +150,9 @@ def _run_typer(command: str | None, args: list[str], streams: runner.Streams) ->
     from ds01_query.cli import typer_app as cli_typer  # noqa: PLC0415 - same reason
 
     apps = cli_typer.make_apps(
-        lambda request: execute(request, streams), lambda: _guided(streams), streams
+        lambda request: execute(request, streams),
+        lambda files: _guided(streams, files),
+        streams,
     )
     app = {"types": apps.types, "verify": apps.verify}.get(command or "", apps.query)
     try:

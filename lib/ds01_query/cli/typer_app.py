@@ -42,10 +42,10 @@ class Apps:
 
 def make_apps(
     execute: Callable[[runner.QueryRequest], int],
-    guided: Callable[[], int],
+    guided: Callable[[tuple[str, ...]], int],
     streams: runner.Streams,
 ) -> Apps:
-    """Build the apps: ``execute`` runs a parsed request, ``guided`` the --guided dialogue."""
+    """Build the apps: ``execute`` runs a parsed request, ``guided`` the dialogue (its --file)."""
     query_app = typer.Typer(add_completion=False, rich_markup_mode=None)
     types_app = typer.Typer(add_completion=False, rich_markup_mode=None)
     verify_app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -79,7 +79,7 @@ def make_apps(
             streams.out.write((INFO if info else CONCEPTS) + "\n")
             return
         if guided_:
-            raise typer.Exit(guided())
+            raise typer.Exit(guided(tuple(file or ())))
         request = runner.QueryRequest(
             files=tuple(file or ()),
             users=tuple(user or ()),
