@@ -187,3 +187,23 @@ def test_into_a_pipe_nothing_is_cut(log_dir: Path) -> None:
     assert long_name in out
     assert command.strip() in out
     assert CID not in out
+
+
+def test_wide_characters_count_as_two_columns() -> None:
+    """A CJK user name takes two columns a character: lines still fit and columns line up."""
+
+    def cells(text: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+    rows = [
+        {**STOP, "user": "田中太郎"},
+        {**STOP, "user": "bob", "details": {**STOP["details"], "container": "コンテナ._.1001"}},
+    ]
+    text = _table(rows, 80)
+    lines = text.splitlines()
+    assert all(cells(line) <= 80 for line in lines)
+    at = cells(lines[0][: lines[0].index("CONTAINER")])
+    starts = {
+        cells(line[: line.index(c)]) for line in lines for c in ("train", "コンテナ") if c in line
+    }
+    assert starts == {at}

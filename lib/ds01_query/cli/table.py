@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import unicodedata
 from typing import TYPE_CHECKING, Any
 
 from ds01_query.cli.render import (
@@ -177,7 +178,7 @@ def _wrapped(details: str, width: int) -> list[str]:
     lines: list[str] = []
     current = ""
     for pair in details.split(" ") if details else []:
-        if current and len(INDENT) + len(current) + 1 + len(pair) > width:
+        if current and cells(INDENT + current) + 1 + cells(pair) > width:
             lines.append(INDENT + current)
             current = pair
         else:
@@ -185,20 +186,49 @@ def _wrapped(details: str, width: int) -> list[str]:
     if current:
         lines.append(INDENT + current)
     if len(lines) > MAX_DETAIL_LINES:
-        lines = [*lines[: MAX_DETAIL_LINES - 1], bounded(lines[MAX_DETAIL_LINES - 1] + " …", width)]
+        lines = [*lines[: MAX_DETAIL_LINES - 1], clip(lines[MAX_DETAIL_LINES - 1] + " …", width)]
     return lines
 
 
+def _cell(char: str) -> int:
+    if unicodedata.combining(char):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in {"W", "F"} else 1
+
+
+def cells(text: str) -> int:
+    """Columns ``text`` takes on a terminal: CJK characters two, combining marks none."""
+    return len(text) if text.isascii() else sum(_cell(c) for c in text)
+
+
+def clip(text: str, width: int) -> str:
+    """``text`` cut to ``width`` terminal columns, the cut shown as "…"."""
+    if cells(text) <= width:
+        return text
+    kept, used = [], 0
+    for char in text:
+        used += _cell(char)
+        if used > width - 1:
+            break
+        kept.append(char)
+    return "".join(kept) + "…"
+
+
+def pad(text: str, width: int) -> str:
+    """``text`` filled with spaces to ``width`` terminal columns."""
+    return text + " " * max(width - cells(text), 0)
+
+
 def _fit(text: str, width: int) -> str:
-    return bounded(text, width).ljust(width)
+    return pad(clip(text, width), width)
 
 
 def _fit_user(name: str, marker: str, width: int) -> str:
     """The user cell in ``width``: the claimed name gives way, the marker stays whole."""
-    room = width - len(marker)
-    if len(name) > room:
-        name = bounded(name, max(room, 1))
-    return (name + marker).ljust(width)
+    room = width - cells(marker)
+    if cells(name) > room:
+        name = clip(name, max(room, 1))
+    return pad(name + marker, width)
 
 
 class Layout:
@@ -228,15 +258,15 @@ class Layout:
         self, rows: Sequence[Row], bounds: dict[str, tuple[int, int]], *, cap: bool
     ) -> dict[str, int]:
         found = {
-            "type": max([len(r.kind) for r in rows], default=0),
-            "user": max([len(r.name) + len(r.marker) for r in rows], default=0),
-            "container": max([len(r.container) for r in rows], default=0),
+            "type": max([cells(r.kind) for r in rows], default=0),
+            "user": max([cells(r.name + r.marker) for r in rows], default=0),
+            "container": max([cells(r.container) for r in rows], default=0),
         }
         sizes = {}
         for column, (fewest, most) in bounds.items():
             sizes[column] = max(fewest, min(found[column], most) if cap else found[column])
         # A marker is never cut: the user column holds the longest one and a little name.
-        markers = max([len(r.marker) for r in rows], default=0)
+        markers = max([cells(r.marker) for r in rows], default=0)
         sizes["user"] = max(sizes["user"], markers + 4 if markers else 0)
         return sizes
 
@@ -268,7 +298,7 @@ class Layout:
         return out + [self._cut(line) for line in _wrapped(row.details, self.width)]
 
     def _cut(self, line: str) -> str:
-        return bounded(line, self.width) if self.width else line
+        return clip(line, self.width) if self.width else line
 
 
 class TableWriter:
