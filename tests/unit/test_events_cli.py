@@ -190,6 +190,7 @@ def test_limit_below_one_is_refused(log: Path, count: str) -> None:
         ["--summary", "--wide"],
         ["--json", "--wide"],
         ["--all", "--limit", "3"],
+        ["--follow", "--all"],
         ["stats", "json"],
         ["--since=", "--json"],
         ["--until", " "],

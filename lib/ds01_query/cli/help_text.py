@@ -33,7 +33,7 @@ OUTPUT
   --follow   the last matches, then new ones as they arrive (survives rotation)
   Lines that are not JSON objects are skipped and counted on stderr.
   Refused (exit 2): --limit below 1, --json or --follow with --summary, --wide with
-  --json or --summary, --all with --limit, an empty TIMESPEC.
+  --json or --summary, --all with --limit or --follow, an empty TIMESPEC.
 
 HELP
   --help (options), --info (this), --concepts (what events are), --guided (asks

@@ -77,6 +77,7 @@ CONFLICTS = (
     ("wide", "json", "--wide shapes the table, --json prints no table"),
     ("wide", "summary", "--wide shapes the table, --summary prints no table"),
     ("all", "limit", "--all shows every match, --limit N only the last N"),
+    ("all", "follow", "--follow shows the last N (--limit N), then new ones"),
 )
 
 
