@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -257,3 +258,28 @@ def test_stop_carries_run_time_and_signal_number(containers, runner):
     assert (stop["signal"], stop["exit_code"], stop["reason"]) == (2, 3, "killed")
     assert isinstance(stop["ran_s"], float)
     assert 0 < stop["ran_s"] < 30
+
+
+def test_failed_run_with_rm_leaves_a_trace(containers, runner):
+    """A `docker run --rm` of a missing command (removed at once) logs container.start_failed."""
+    import docker as docker_sdk
+
+    name = f"failrm-{containers.run_id}"
+    # auto_remove: dockerd removes it at once, as docker run --rm does
+    made = containers.create(["/no-such-command-here"], name=name, auto_remove=True)
+    try:
+        with pytest.raises(docker_sdk.errors.APIError):
+            made.start()
+    finally:
+        with contextlib.suppress(docker_sdk.errors.NotFound):
+            made.remove(force=True)
+
+    def logged(events):
+        return any(
+            e["event_type"] == "container.remove" and e["details"].get("container") == name
+            for e in events
+        )
+
+    events = runner.wait_for(logged)
+    mine = [e["event_type"] for e in events if e["details"].get("container") == name]
+    assert mine == ["container.create", "container.start_failed", "container.remove"]

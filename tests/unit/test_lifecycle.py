@@ -284,7 +284,7 @@ def _disconnect(n):
 
 
 def test_failed_start_seen_only_as_a_network_disconnect():
-    """Dockerd 20.10 sends only a network disconnect for a failed start: inspect tells."""
+    """The 20.10 dockerd sends only a network disconnect for a failed start: inspect tells."""
     life = ContainerLifecycle()
     life.handle(ev("create", 1), insp())
     assert life.needs_inspect(_disconnect(2))
@@ -324,3 +324,24 @@ def test_inspect_of_a_stopped_container_gives_run_time_and_start_error():
     never = insp()
     never["State"] |= {"StartedAt": "0001-01-01T00:00:00Z", "FinishedAt": "0001-01-01T00:00:00Z"}
     assert known_from_inspect(never).ran_s is None
+
+
+def test_failed_start_of_a_container_already_removed():
+    """Docker run --rm with a missing command: connect, disconnect, no start; inspect finds none."""
+    life = ContainerLifecycle()
+    life.handle(ev("create", 1), insp())
+    connect = {**_disconnect(2), "Action": "connect"}
+    assert life.handle(connect, None) == []
+    (failed,) = life.handle(_disconnect(3), None)
+    assert failed.event_type == "container.start_failed"
+    assert failed.details["error"] is None
+
+
+def test_gone_container_that_started_is_no_failed_start():
+    """A container gone by its disconnect that did start (connect, start, die) logs no failure."""
+    life = ContainerLifecycle()
+    life.handle(ev("create", 1), insp())
+    life.handle({**_disconnect(2), "Action": "connect"}, None)
+    life.handle(ev("start", 3))
+    life.handle(ev("die", 4))
+    assert life.handle(_disconnect(5), None) == []

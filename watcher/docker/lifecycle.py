@@ -58,7 +58,8 @@ HANDLED_ACTIONS = frozenset(
         "unpause",
         "restart",
         "rename",
-        "disconnect",  # network events: a failed start on dockerd 20.10
+        "connect",  # network events: a start begins with connect; on dockerd 20.10 a
+        "disconnect",  # failed start ends with disconnect and no container event
     }
 )
 _SIMPLE = {
@@ -98,6 +99,8 @@ class ContainerLifecycle:
         self._oom: set[str] = set()
         # Containers that died since their last start: their network disconnect is no news.
         self._died: set[str] = set()
+        # Containers that joined a network (a start begins so) and have not started since.
+        self._attempts: set[str] = set()
         self._event_nano = 0
 
     def needs_inspect(self, event: Mapping[str, Any]) -> bool:
@@ -113,7 +116,8 @@ class ContainerLifecycle:
         if event.get("Type") == "network":
             cid = network_container(event)
             known = self.containers.get(cid) if cid else None
-            return known is not None and not known.running and cid not in self._died
+            disconnect = base_action(str(event.get("Action") or "")) == "disconnect"
+            return disconnect and known is not None and not known.running and cid not in self._died
         if action not in HANDLED_ACTIONS or action in {"destroy", "disconnect"}:
             return False
         actor_id = str((event.get("Actor") or {}).get("ID") or "")
@@ -133,8 +137,7 @@ class ContainerLifecycle:
             return []
         self._event_nano = key.time_nano
         if event.get("Type") == "network":
-            cid = network_container(event) if action == "disconnect" else None
-            return self._network_disconnect(cid, inspect, key.time_nano) if cid else []
+            return self._on_network(action, network_container(event), inspect, key.time_nano)
         cid = key.actor_id
         attributes = dict((event.get("Actor") or {}).get("Attributes") or {})
         previous = self.containers.get(cid)
@@ -218,6 +221,7 @@ class ContainerLifecycle:
         self._last_signal.pop(cid, None)
         self._oom.discard(cid)
         self._died.discard(cid)
+        self._attempts.discard(cid)
         return [
             container_event("container.start", cid, known, timestamp=timestamp),
             *holding_events(cid, known, timestamp=timestamp, resolve=self.resolve_devices),
@@ -329,23 +333,44 @@ class ContainerLifecycle:
             )
         ]
 
+    def _on_network(
+        self, action: str, cid: str | None, inspect: Mapping[str, Any] | None, time_nano: int
+    ) -> list[Event]:
+        """Network events only matter for the start they begin or a failed start's end."""
+        if action == "connect" and cid in self.containers:
+            if not self.containers[cid].running:
+                self._attempts.add(cid)
+            return []
+        if action == "disconnect" and cid is not None:
+            return self._network_disconnect(cid, inspect, time_nano)
+        return []
+
     def _network_disconnect(
         self, cid: str | None, inspect: Mapping[str, Any] | None, time_nano: int
     ) -> list[Event]:
-        """A container left a network: news only when it did not die since its start."""
+        """A container left a network: news only when it did not die since its start.
+
+        inspect's ``State.Error`` says the start failed. A container already gone
+        (``docker run --rm``) cannot be inspected: it failed when it joined a network
+        and left it with no start between.
+        """
         known = self.containers.get(cid) if cid else None
+        attempted = cid in self._attempts
+        self._attempts.discard(cid or "")
         if cid is None or known is None or known.running or cid in self._died:
             self._died.discard(cid or "")
             return []
         state = (inspect or {}).get("State") or {}
         error = state.get("Error")
-        if state.get("Running") or not isinstance(error, str) or not error:
+        gone = inspect is None and attempted
+        if not gone and (state.get("Running") or not isinstance(error, str) or not error):
             return []
         self._died.add(cid)  # one trace per failed start, even if a die follows
         code = state.get("ExitCode")
         exit_code = code if isinstance(code, int) and not isinstance(code, bool) else None
         known.exit_code = exit_code
-        return self._start_failed(cid, known, timestamp_from_nanos(time_nano), exit_code, error)
+        stamp = timestamp_from_nanos(time_nano)
+        return self._start_failed(cid, known, stamp, exit_code, error or None)
 
     def _on_stop(
         self, _c: str, _k: KnownContainer, _a: dict[str, Any], _i: Mapping[str, Any] | None, _t: str
@@ -362,6 +387,7 @@ class ContainerLifecycle:
     ) -> list[Event]:
         self.containers.pop(cid, None)
         self._died.discard(cid)
+        self._attempts.discard(cid)
         self._first_kill.pop(cid, None)
         self._last_signal.pop(cid, None)
         self._oom.discard(cid)
