@@ -327,7 +327,7 @@ def test_inspect_of_a_stopped_container_gives_run_time_and_start_error():
 
 
 def test_failed_start_of_a_container_already_removed():
-    """Docker run --rm with a missing command: connect, disconnect, no start; inspect finds none."""
+    """A `docker run --rm` of a missing command: connect, disconnect, no start, no inspect."""
     life = ContainerLifecycle()
     life.handle(ev("create", 1), insp())
     connect = {**_disconnect(2), "Action": "connect"}
