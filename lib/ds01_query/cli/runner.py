@@ -133,12 +133,14 @@ def check_request(request: QueryRequest) -> None:
             msg = f"--{name} needs a TIMESPEC (e.g. today, '2 hours ago', 2026-11-01)"
             raise UserError(msg, EXIT_USAGE)
     for first, second, why in CONFLICTS:
-        if getattr(request, first) not in {None, False} and getattr(request, second) not in {
-            None,
-            False,
-        }:
+        if _given(request, first) and _given(request, second):
             names = f"{BY_FIELD[first].names[0]} and {BY_FIELD[second].names[0]}"
             raise UserError(f"{names} cannot be combined: {why}", EXIT_USAGE)
+
+
+def _given(request: QueryRequest, field: str) -> bool:
+    """Whether the admin set this option (a flag on, a value given)."""
+    return getattr(request, field) not in {None, False}
 
 
 def effective_limit(request: QueryRequest, streams: Streams) -> int | None:
