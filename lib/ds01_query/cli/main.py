@@ -108,6 +108,9 @@ def _guided(streams: runner.Streams, files: Sequence[str] = ()) -> int:
 
     try:
         args = build_args(streams.ask, say)
+    except KeyboardInterrupt:
+        streams.out.write("\n")
+        return 130
     except GuidedEnd as end:
         streams.out.write("\n")  # end the unanswered prompt's line
         streams.out.flush()
