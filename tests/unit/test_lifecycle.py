@@ -345,3 +345,11 @@ def test_gone_container_that_started_is_no_failed_start():
     life.handle(ev("start", 3))
     life.handle(ev("die", 4))
     assert life.handle(_disconnect(5), None) == []
+
+
+def test_die_without_start_and_without_inspect_is_a_stop():
+    """A die whose start the stream lost, the container gone: a stop, never a guessed failure."""
+    life = ContainerLifecycle()
+    life.handle(ev("create", 1), insp())
+    (stop,) = life.handle(ev("die", 2, exitCode="0"), None)
+    assert stop.event_type == "container.stop"

@@ -273,9 +273,11 @@ class ContainerLifecycle:
         known.running = False
         known.exit_code = exit_code
         known.oom_killed = oom
+        # Only dockerd's own word makes a die a failed start: a start the stream lost
+        # (its replay buffer overran) also leaves a die with no start before it.
         error = state.get("Error") if isinstance(state.get("Error"), str) else ""
-        if error or (not was_running and not state):
-            return self._start_failed(cid, known, timestamp, exit_code, error or None)
+        if error and not was_running:
+            return self._start_failed(cid, known, timestamp, exit_code, error)
         killed = cid in self._first_kill
         reason = stop_reason(
             oom=oom,
