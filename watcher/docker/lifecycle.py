@@ -13,8 +13,10 @@ number, ``ran_s``).
 A ``docker start`` that fails (a missing command, say) is ``container.start_failed``
 with ``exit_code`` and dockerd's ``error``. dockerd 20.10 emits no container event
 for it at all, only a ``network`` ``disconnect`` naming the container; newer ones may
-emit ``die`` without ``start``. Both are caught: a disconnect of a container that did
-not die since its start is checked with inspect (``State.Error``).
+emit ``die`` without ``start``. Both are caught: a die, or a disconnect of a container
+that did not die since its start, is checked with inspect (``State.Error``); a
+container gone before inspect (``docker run --rm``) counts when it joined a network
+and left it with no start between.
 """
 
 from __future__ import annotations
