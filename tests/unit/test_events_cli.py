@@ -299,3 +299,9 @@ def test_guided_keeps_the_file_given_beside_it(log: Path, tmp_path: Path) -> Non
     result = run(log, "--guided", "--file", str(other), stdin="1\n\njson\n")
     assert f"ds01-events --json --file {other}" in result.stdout
     assert _types(result.stdout.splitlines()[-1]) == ["gpu.reject"]
+
+
+def test_mistyped_command_suggests_the_command(log: Path) -> None:
+    """``ds01-events verfy`` says it meant verify; an unrelated word gets no suggestion."""
+    assert "did you mean verify?" in run(log, "verfy").stderr
+    assert "did you mean" not in run(log, "banana").stderr

@@ -123,11 +123,14 @@ def _guided(streams: runner.Streams, files: Sequence[str] = ()) -> int:
 
 
 def suggestion(word: str) -> str:
-    """The query option closest to a mistyped ``word``, or "" when none is close."""
-    import difflib  # noqa: PLC0415 - only for a mistyped option
+    """The option, command or older form closest to a mistyped ``word``, or "" if none is close."""
+    import difflib  # noqa: PLC0415 - only for a mistyped word
 
-    names = sorted({o.names[0] for o in options.QUERY_OPTIONS} | set(options.TYPER_ONLY))
-    bare = {name.lstrip("-"): name for name in names}
+    if word.startswith("-"):
+        names = {o.names[0] for o in options.QUERY_OPTIONS} | set(options.TYPER_ONLY)
+    else:
+        names = {*COMMANDS, *_ONE_ARG, *_NO_ARG, "tail"}
+    bare = {name.lstrip("-"): name for name in sorted(names)}
     found = difflib.get_close_matches(word.lstrip("-"), bare, n=1, cutoff=_SUGGEST_CUTOFF)
     return bare[found[0]] if found else ""
 
@@ -144,7 +147,14 @@ def _usage_message(exc: Exception) -> str:
         hint = f"; did you mean {near}?" if near else ""
         return f"no such option: {option}{hint}"
     formatter = getattr(exc, "format_message", None)
-    return formatter() if callable(formatter) else str(exc)
+    message = formatter() if callable(formatter) else str(exc)
+    extra = message.partition("unexpected extra argument")[2]
+    if extra:  # "(s) (verfy types2)": the first stray word may be a mistyped command
+        words = extra.rpartition(" (")[2].rpartition(")")[0].split()
+        near = suggestion(words[0]) if words else ""
+        if near:
+            return f"{message}; did you mean {near}?"
+    return message
 
 
 def _run_typer(command: str | None, args: list[str], streams: runner.Streams) -> int:
