@@ -84,7 +84,7 @@ def _not_yet(part: str | None) -> str:
     """Say, in the help, that a setting's part of the watcher is not built yet."""
     if part is None:
         return ""
-    from ds01_events.catalogue import NOT_YET, RUNS  # noqa: PLC0415 - keeps --help fast
+    from ds01_events.parts import NOT_YET, RUNS  # noqa: PLC0415 - keeps --help fast
 
     return "" if RUNS[part] else f" ({NOT_YET[part].replace('not written yet', 'no effect yet')})"
 

@@ -17,20 +17,11 @@ from __future__ import annotations
 
 import msgspec
 
+from ds01_events.parts import NOT_YET, RUNS
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-# What of the GPU side runs today: the one place to flip when a part lands. The types
-# it writes, `ds01-events types`, `ds01-events --concepts` and `ds01-watcher --help`
-# read these, so none of them describes as running what is not built yet.
-GPU_POLL_RUNS = False  # the NVML poll (host GPU processes): built, not yet run by the service
-DCGM_WATCHDOG_RUNS = True  # the DCGM exporter probe and restarts (watcher/dcgm)
-RUNS = {"gpu-poll": GPU_POLL_RUNS, "dcgm-watchdog": DCGM_WATCHDOG_RUNS}
-NOT_YET = {
-    "gpu-poll": "not written yet: the watcher's NVML poll is still being built",
-    "dcgm-watchdog": "not written yet: the watcher's DCGM watchdog is still being built",
-}
 
 
 class EventType(msgspec.Struct, frozen=True):

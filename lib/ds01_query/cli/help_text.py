@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ds01_events.catalogue import DCGM_WATCHDOG_RUNS, GPU_POLL_RUNS
+from ds01_events.parts import DCGM_WATCHDOG_RUNS, GPU_POLL_RUNS
 from ds01_query.engine.timespec import ACCEPTED_FORMS
 
 INFO = f"""ds01-events: query the ds01 audit trail (live log and rotated files, oldest first)
@@ -64,8 +64,8 @@ _CONCEPTS = """What an event is
   One JSON object per line in /var/log/ds01/events.jsonl, written by one process, the
   ds01-watcher service. It records what happened on the server: containers created,
   started, stopped or failed to start (from the Docker event stream), the GPUs and MIG
-  slices containers hold (from their device requests),{host_gpu} what the maintenance
-  scripts did, and the watcher's own starts, stops and any gap it could not observe.
+  slices containers hold (from their device requests), what the maintenance scripts
+  did, and the watcher's own starts, stops and any gap it could not observe.
 {gpu_status}
 The envelope (schema_version "1")
   timestamp   UTC, 6 fractional digits, Z (shown here in local time)
@@ -97,23 +97,26 @@ Who may read
 
 
 def _gpu_status() -> str:
-    """What of the GPU side runs, from the catalogue's one switch per part."""
-    parts = []
-    if not GPU_POLL_RUNS:
-        parts.append(
+    """What of the GPU side runs, from the one switch per part (`ds01_events.parts`)."""
+    lines = []
+    if GPU_POLL_RUNS:
+        lines.append(
+            "  It polls NVML too: GPU processes started straight from the host\n"
+            "  (detection.host_gpu_process)."
+        )
+    else:
+        lines.append(
             "  Not yet built: the NVML poll, so GPU processes started straight from the host\n"
             "  (detection.host_gpu_process) are not recorded yet."
         )
-    if not DCGM_WATCHDOG_RUNS:
-        parts.append(
+    if DCGM_WATCHDOG_RUNS:
+        lines.append("  It watches the DCGM exporter too: its health and restarts (monitoring.*).")
+    else:
+        lines.append(
             "  Not yet built: the DCGM exporter watchdog, so no monitoring.* event is\n"
             "  written yet."
         )
-    return "\n".join(parts) + ("\n" if parts else "")
+    return "\n".join(lines) + "\n"
 
 
-CONCEPTS = _CONCEPTS.format(
-    host_gpu=" GPU processes started straight from the host," if GPU_POLL_RUNS else "",
-    gpu_status=_gpu_status(),
-    nvml=" and NVML" if GPU_POLL_RUNS else "",
-)
+CONCEPTS = _CONCEPTS.format(gpu_status=_gpu_status(), nvml=" and NVML" if GPU_POLL_RUNS else "")
