@@ -72,8 +72,9 @@ def test_the_first_details_are_about_the_event_not_bookkeeping() -> None:
 def test_at_80_columns_details_get_room() -> None:
     """At 80 columns the details are not one character wide: they get a line of their own."""
     lines = _table([STOP], 80).splitlines()
-    assert lines[1].rstrip().endswith("train-resnet._.1001")
-    assert lines[2].lstrip().startswith("exit_code=137")
+    assert lines[1].strip() == "DETAILS"
+    assert lines[2].rstrip().endswith("train-resnet._.1001")
+    assert lines[3].lstrip().startswith("exit_code=137")
 
 
 def test_wide_shows_everything() -> None:

@@ -273,16 +273,17 @@ class Layout:
     def _fixed(self) -> int:
         return TIME_WIDTH + sum(self.sizes.values()) + len(GAP) * 4
 
-    def header(self, zone: str) -> str:
-        """The header line, the time column naming the zone."""
+    def header(self, zone: str) -> list[str]:
+        """The header, the time column naming the zone; DETAILS below it when narrow."""
         cells = [
             f"TIME ({zone})".ljust(TIME_WIDTH),
             "TYPE".ljust(self.sizes["type"]),
             "USER".ljust(self.sizes["user"]),
             "CONTAINER".ljust(self.sizes["container"]),
         ]
-        line = GAP.join(cells) + ("" if self.narrow else GAP + "DETAILS")
-        return self._cut(line.rstrip())
+        if self.narrow:
+            return [self._cut(GAP.join(cells).rstrip()), INDENT + "DETAILS"]
+        return [self._cut((GAP.join(cells) + GAP + "DETAILS").rstrip())]
 
     def lines(self, row: Row) -> list[str]:
         """The row as one line, or two when the details sit on their own line."""
@@ -326,7 +327,8 @@ class TableWriter:
         if self.layout is None:
             self.layout = Layout(rows, self.width, wide=self.wide)
         if rows and not self.headed:  # the header waits for the first row
-            self._put(self.layout.header(zone_name(local)), "1")
+            for line in self.layout.header(zone_name(local)):
+                self._put(line, "1")
             self.headed = True
         for row in rows:
             code = FORGED_COLOUR if row.forged else _COLOURS.get(row.kind.split(".", 1)[0])
