@@ -84,8 +84,10 @@ def _not_yet(part: str | None) -> str:
     """Say, in the help, that a setting's part of the watcher is not built yet."""
     if part is None:
         return ""
-    from ds01_events.parts import NOT_YET, RUNS  # noqa: PLC0415 - keeps --help fast
-
+    try:  # `install` runs from the source tree before the library is importable
+        from ds01_events.parts import NOT_YET, RUNS  # noqa: PLC0415 - keeps --help fast
+    except ImportError:
+        return ""
     return "" if RUNS[part] else f" ({NOT_YET[part].replace('not written yet', 'no effect yet')})"
 
 

@@ -229,6 +229,8 @@ def test_failed_start_leaves_a_trace(containers, runner):
     c = containers.create(["/no-such-command-here"])
     with pytest.raises(docker_sdk.errors.APIError):
         c.start()
+    # Still there when the watcher inspects it: the exit code and error come from inspect.
+    runner.wait_for(lambda evs: "container.start_failed" in sequence(evs, c.id))
     c.remove()
     events = runner.wait_for(removed(c.id))
     assert sequence(events, c.id) == [
