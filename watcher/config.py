@@ -46,8 +46,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     socket: str = SYSTEM_PATHS["socket"]
     spool_dir: str = SYSTEM_PATHS["spool_dir"]
     docker_host: str = "unix:///var/run/docker.sock"
-    # Accepted and recorded in watcher.start; no effect until the NVML poll runs
-    # (ds01_events.parts.GPU_POLL_RUNS).
     gpu: Literal["auto", "off"] = "auto"
     # Seconds between NVML polls, and how long one may take before it counts as hung.
     gpu_interval_seconds: float = 30.0

@@ -7,7 +7,7 @@ read these, so none of them describes as running what is not built yet. No impor
 
 from __future__ import annotations
 
-GPU_POLL_RUNS = False  # the NVML poll (host GPU processes): built, not yet run by the service
+GPU_POLL_RUNS = True  # the NVML poll (host GPU processes, watcher/gpu)
 DCGM_WATCHDOG_RUNS = True  # the DCGM exporter probe and restarts (watcher/dcgm)
 RUNS = {"gpu-poll": GPU_POLL_RUNS, "dcgm-watchdog": DCGM_WATCHDOG_RUNS}
 NOT_YET = {

@@ -43,9 +43,13 @@ def test_types_mark_what_is_not_written_yet() -> None:
 
 
 def test_the_one_switch_flips_the_catalogue(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Setting the part as running removes the note: one place to flip."""
-    monkeypatch.setitem(parts.RUNS, "gpu-poll", value=True)
+    """One switch per part: off marks exactly its types, on removes every mark."""
+    monkeypatch.setitem(parts.RUNS, "gpu-poll", value=False)
     monkeypatch.setitem(parts.RUNS, "dcgm-watchdog", value=True)
+    text = _types()
+    assert "not written yet" in _note(text, "detection.host_gpu_process")
+    assert "not written yet" not in _note(text, "monitoring.dcgm_restart")
+    monkeypatch.setitem(parts.RUNS, "gpu-poll", value=True)
     assert "not written yet" not in _types()
 
 

@@ -101,8 +101,9 @@ def _gpu_status() -> str:
     lines = []
     if GPU_POLL_RUNS:
         lines.append(
-            "  It polls NVML too: GPU processes started straight from the host\n"
-            "  (detection.host_gpu_process)."
+            "  It polls NVML too (when the NVML library is there and --gpu is not off):\n"
+            "  which container or host process computes on which GPU or MIG device\n"
+            "  (detection.host_gpu_process, detection.unmanaged_container, ...)."
         )
     else:
         lines.append(
