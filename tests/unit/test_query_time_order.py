@@ -41,7 +41,7 @@ def _query(
         since=since,
         json=True,
         all=limit is None,
-        limit=limit or 50,
+        limit=limit,
     )
     streams = runner.Streams(out, err, {"HOME": str(home)}, timezone.utc)
     assert runner.run_query(request, streams, now=NOW) == 0
