@@ -71,24 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (run, show, gpus, doctor):
         for flag, dest, text in _FLAGS:
             choices = ("auto", "off") if dest == "gpu" else None
-            help_text = text + _not_yet(_PART.get(dest))
-            sub.add_argument(flag, dest=dest, help=help_text, choices=choices)
+            sub.add_argument(flag, dest=dest, help=text, choices=choices)
     return parser
-
-
-# The part of the watcher a setting steers, as the catalogue's one switch names it.
-_PART = {"gpu": "gpu-poll", "dcgm_url": "dcgm-watchdog"}
-
-
-def _not_yet(part: str | None) -> str:
-    """Say, in the help, that a setting's part of the watcher is not built yet."""
-    if part is None:
-        return ""
-    try:  # `install` runs from the source tree before the library is importable
-        from ds01_events.parts import NOT_YET, RUNS  # noqa: PLC0415 - keeps --help fast
-    except ImportError:
-        return ""
-    return "" if RUNS[part] else f" ({NOT_YET[part].replace('not written yet', 'no effect yet')})"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

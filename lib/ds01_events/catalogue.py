@@ -17,24 +17,16 @@ from __future__ import annotations
 
 import msgspec
 
-from ds01_events.parts import NOT_YET, RUNS
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 
 class EventType(msgspec.Struct, frozen=True):
-    """One catalogue entry; ``written_by`` names the part of the watcher that writes it."""
+    """One catalogue entry: what the event means and its detail keys."""
 
     description: str
     details: tuple[str, ...] = ()
-    written_by: str | None = None
-
-    def not_yet(self) -> str | None:
-        """Why no such event is written today, or None when its writer runs."""
-        part = self.written_by
-        return NOT_YET[part] if part is not None and not RUNS.get(part, True) else None
 
     def __iter__(self) -> Iterator[str]:
         """The detail keys: the old module's EVENT_TYPES mapped each type to a list of them."""
@@ -115,24 +107,20 @@ EVENT_TYPES: dict[str, EventType] = {
     "detection.host_gpu_process": EventType(
         "A process uses a GPU straight from the host, outside any container (LOG-03).",
         _HOST_GPU,
-        "gpu-poll",
     ),
     "detection.host_gpu_process_exited": EventType(
         "A host GPU process reported earlier is no longer on its device; ran_s: how long"
         " the polls saw it run.",
         (*_HOST_GPU, "ran_s"),
-        "gpu-poll",
     ),
     "detection.gpu_lost": EventType(
         "NVML answered GPU_IS_LOST for a GPU: gone until a reset or reboot (once per boot).",
         ("gpu_index", "gpu_uuid", "gpu_name"),
-        "gpu-poll",
     ),
     "monitoring.nvml_unresponsive": EventType(
         "An NVML poll did not return within its deadline; it is left running and no other"
         " starts until it returns (once per stuck poll).",
         ("timeout_s", "action"),
-        "gpu-poll",
     ),
     "detection.container_discovered": EventType(
         "Reconciliation found a container the event stream did not report.", _CONTAINER
@@ -161,18 +149,15 @@ EVENT_TYPES: dict[str, EventType] = {
             "gave_up",
             "error",
         ),
-        "dcgm-watchdog",
     ),
     "monitoring.scrape_failure": EventType(
         "The DCGM exporter's state changed away from healthy (slow, stale, hung, down);"
         " one event per change, not per probe.",
         ("url", "state", "error", "consecutive"),
-        "dcgm-watchdog",
     ),
     "monitoring.dcgm_recovered": EventType(
         "The DCGM exporter answers fully and on time again.",
         ("url", "down_s", "state", "restarts"),
-        "dcgm-watchdog",
     ),
     "watcher.start": EventType("The watcher started.", ("version", "pid", "settings")),
     "watcher.stop": EventType("The watcher stopped.", ("version", "reason")),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ds01_events.parts import DCGM_WATCHDOG_RUNS, GPU_POLL_RUNS
 from ds01_query.engine.timespec import ACCEPTED_FORMS
 
 INFO = f"""ds01-events: query the ds01 audit trail (live log and rotated files, oldest first)
@@ -96,28 +95,12 @@ Who may read
 """
 
 
-def _gpu_status() -> str:
-    """What of the GPU side runs, from the one switch per part (`ds01_events.parts`)."""
-    lines = []
-    if GPU_POLL_RUNS:
-        lines.append(
-            "  It polls NVML too (when the NVML library is there and --gpu is not off):\n"
-            "  which container or host process computes on which GPU or MIG device\n"
-            "  (detection.host_gpu_process, detection.unmanaged_container, ...)."
-        )
-    else:
-        lines.append(
-            "  Not yet built: the NVML poll, so GPU processes started straight from the host\n"
-            "  (detection.host_gpu_process) are not recorded yet."
-        )
-    if DCGM_WATCHDOG_RUNS:
-        lines.append("  It watches the DCGM exporter too: its health and restarts (monitoring.*).")
-    else:
-        lines.append(
-            "  Not yet built: the DCGM exporter watchdog, so no monitoring.* event is\n"
-            "  written yet."
-        )
-    return "\n".join(lines) + "\n"
+_GPU_STATUS = (
+    "  It polls NVML too (when the NVML library is there and --gpu is not off):\n"
+    "  which container or host process computes on which GPU or MIG device\n"
+    "  (detection.host_gpu_process, detection.unmanaged_container, ...).\n"
+    "  It watches the DCGM exporter too: its health and restarts (monitoring.*).\n"
+)
 
 
-CONCEPTS = _CONCEPTS.format(gpu_status=_gpu_status(), nvml=" and NVML" if GPU_POLL_RUNS else "")
+CONCEPTS = _CONCEPTS.format(gpu_status=_GPU_STATUS, nvml=" and NVML")

@@ -357,9 +357,6 @@ def run_types(streams: Streams) -> int:
 
     for name, entry in sorted(EVENT_TYPES.items()):
         streams.out.write(f"{name}\n    {entry.description}\n")
-        why = entry.not_yet()
-        if why:
-            streams.out.write(f"    ({why})\n")
         if entry.details:
             streams.out.write(f"    details: {', '.join(entry.details)}\n")
     return 0
