@@ -16,7 +16,7 @@ import pytest
 
 from bench.corpus import START, generate
 from ds01_query.cli.main import main
-from ds01_query.cli.runner import Streams
+from ds01_query.cli.streams import Streams
 
 if TYPE_CHECKING:
     from pathlib import Path

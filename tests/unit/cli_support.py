@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from ds01_query.cli.main import main
-from ds01_query.cli.runner import Streams
+from ds01_query.cli.streams import Streams
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -15,7 +15,7 @@ import typer
 from ds01_query.cli import options
 from ds01_query.cli.help_text import INFO
 from ds01_query.cli.main import _NO_ARG, _ONE_ARG, COMMANDS
-from ds01_query.cli.runner import Streams
+from ds01_query.cli.streams import Streams
 from ds01_query.cli.typer_app import make_apps
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "ds01-events.md").read_text()

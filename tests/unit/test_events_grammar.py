@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from ds01_query.cli import options
 from ds01_query.cli.main import plain_request, split_command, suggestion
-from ds01_query.cli.runner import QueryRequest, Streams
+from ds01_query.cli.runner import QueryRequest
+from ds01_query.cli.streams import Streams
 from ds01_query.cli.typer_app import make_apps
 
 VALUES = ["", "5", "05", "-5", "0", "alice", "a b", "--json", "-", "--", "today", "٣", "x=y"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from watcher.docker.container_events import timestamp_from_nanos
 from watcher.docker.lifecycle import ContainerLifecycle
+from watcher.docker.times import timestamp_from_nanos
 
 CID = "c" * 64
 T0 = 1_795_317_630_000_000_000

@@ -13,7 +13,7 @@ import pytest
 from cli_support import Terminal, run
 
 from ds01_query.cli.render import escape, escape_json
-from ds01_query.cli.runner import Streams
+from ds01_query.cli.streams import Streams
 from ds01_query.cli.table import TableWriter
 
 if TYPE_CHECKING:

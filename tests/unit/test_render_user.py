@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from ds01_query.cli.render import user_cell
-from ds01_query.cli.runner import Streams
+from ds01_query.cli.streams import Streams
 from ds01_query.cli.table import render_table
 
 NAMES = {0: "root", 1001: "alice", 1002: "bob"}

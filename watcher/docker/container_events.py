@@ -5,8 +5,6 @@ Shared by the lifecycle mapping (observed events) and reconciliation (inferred o
 
 from __future__ import annotations
 
-import calendar
-import time
 from typing import TYPE_CHECKING, Any
 
 from ds01_events.envelope import Event, make_event
@@ -24,32 +22,6 @@ SOURCE = "ds01-watcher"
 _STOP_SIGNALS = frozenset({"15", "SIGTERM", "TERM"})
 
 
-def timestamp_from_nanos(time_nano: int) -> str:
-    """Turn a Docker ``timeNano`` into an envelope timestamp (UTC, microseconds), exactly."""
-    seconds, micros = divmod(time_nano // 1000, 1_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
-
-
-_DOCKER_ZERO_YEAR = "0001"  # Go's zero time: "never" in State.StartedAt/FinishedAt
-
-
-def docker_time_nanos(text: object) -> int | None:
-    """A Docker RFC 3339 UTC time (``...T20:25:13.123456789Z``) as epoch nanoseconds.
-
-    None for Go's zero time, a zone other than Z, or anything else. Never raises.
-    """
-    if not isinstance(text, str) or not text.endswith("Z") or text.startswith(_DOCKER_ZERO_YEAR):
-        return None
-    base, _, fraction = text[:-1].partition(".")
-    if not fraction.isdigit() and fraction:
-        return None
-    try:
-        seconds = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
-    except ValueError:
-        return None
-    return seconds * 1_000_000_000 + int((fraction or "0")[:9].ljust(9, "0"))
-
-
 def signal_number(text: str | None) -> int | None:
     """A kill signal as its number: dockerd sends ``"15"``, a label may say ``SIGTERM``."""
     if text is None:
@@ -63,13 +35,6 @@ def signal_number(text: str | None) -> int | None:
         return int(signal.Signals[name])
     except KeyError:
         return None
-
-
-def ran_seconds(started_nano: int | None, ended_nano: int | None) -> float | None:
-    """How long a container ran, in seconds (ms precision); None when a bound is unknown."""
-    if started_nano is None or ended_nano is None or ended_nano < started_nano:
-        return None
-    return round((ended_nano - started_nano) / 1e9, 3)
 
 
 def container_event(

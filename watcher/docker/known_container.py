@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from watcher.docker import attribution
-from watcher.docker.container_events import docker_time_nanos, ran_seconds
 from watcher.docker.gpu_devices import gpu_devices
 from watcher.docker.stream import base_action
+from watcher.docker.times import docker_time_nanos, ran_seconds
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping

@@ -25,13 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 from watcher.docker.container_events import (
     container_event,
-    docker_time_nanos,
     holding_events,
-    ran_seconds,
     release_events,
     signal_number,
     stop_reason,
-    timestamp_from_nanos,
 )
 from watcher.docker.known_container import (
     MAX_ERROR,
@@ -40,6 +37,7 @@ from watcher.docker.known_container import (
     known_from_inspect,
 )
 from watcher.docker.stream import base_action, event_key
+from watcher.docker.times import docker_time_nanos, ran_seconds, timestamp_from_nanos
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping

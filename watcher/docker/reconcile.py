@@ -15,8 +15,8 @@ from watcher.docker.container_events import (
     holding_events,
     release_events,
     stop_reason,
-    timestamp_from_nanos,
 )
+from watcher.docker.times import timestamp_from_nanos
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping

@@ -21,7 +21,7 @@ from ds01_query.engine.query import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable, Mapping
     from datetime import datetime, tzinfo
 
     from ds01_query.engine.summary import Summary
@@ -177,20 +177,3 @@ def summary_text(summary: Summary, local: tzinfo | None) -> str:
 def format_time(when: datetime, local: tzinfo | None) -> str:
     """Format a time for messages, in local time."""
     return when.astimezone(local).strftime("%Y-%m-%d %H:%M:%S %Z")
-
-
-def table(events: Iterable[Obj], *, colour: bool, local: tzinfo | None, width: int = 0) -> str:
-    """The events as one table (see `ds01_query.cli.table`), as text without a final newline."""
-    import io  # noqa: PLC0415 - only this text form needs it
-
-    from ds01_query.cli.runner import Streams  # noqa: PLC0415 - runner imports render lazily
-    from ds01_query.cli.table import TableWriter  # noqa: PLC0415 - table imports this module
-
-    out = io.StringIO()
-    environ = {"COLUMNS": str(width)} if width else {}
-    writer = TableWriter(
-        Streams(out, io.StringIO(), environ if colour else {**environ, "NO_COLOR": ""}, local)
-    )
-    writer.colour = colour
-    writer.write(events)
-    return out.getvalue().removesuffix("\n")

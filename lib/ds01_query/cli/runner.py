@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
+from ds01_query.cli.streams import Streams
 from ds01_query.engine import reader
 from ds01_query.engine.dates import datetime, timedelta, timezone, tzinfo
 from ds01_query.engine.query import Filters, event_time, matches
@@ -73,41 +74,6 @@ class QueryRequest(Record):
     all: bool
     wide: bool
     errors: bool
-
-
-class Streams:
-    """Where output goes, where answers come from, and the environment that shapes them."""
-
-    __slots__ = ("environ", "err", "inp", "local", "out")
-
-    def __init__(
-        self,
-        out: TextIO,
-        err: TextIO,
-        environ: Mapping[str, str],
-        local: tzinfo | None = None,
-        inp: TextIO | None = None,
-    ) -> None:
-        """Bundle the streams, the environment and the local zone (None: TZ)."""
-        self.out = out
-        self.err = err
-        self.environ = environ
-        self.local = local
-        self.inp = inp
-
-    def ask(self, prompt: str) -> str:
-        """Write ``prompt`` and read one answer; EOFError at end of input."""
-        self.out.write(prompt)
-        self.out.flush()
-        line = self.inp.readline() if self.inp is not None else ""
-        if not line:
-            raise EOFError
-        return line.rstrip("\n")
-
-    def is_terminal(self) -> bool:
-        """Whether stdout is a terminal (an admin reading, not a pipe into jq)."""
-        isatty = getattr(self.out, "isatty", None)
-        return bool(isatty and isatty())
 
 
 def default_streams() -> Streams:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
     from datetime import tzinfo
 
-    from ds01_query.cli.runner import Streams
+    from ds01_query.cli.streams import Streams
 
 SHORT_ID = 12  # what `docker ps` shows
 MAX_VALUE = 60  # one long value (a command line) must not push the rest away
