@@ -38,12 +38,16 @@ with open(os.path.join(folder, "events.jsonl-20261130"), "w") as out:
 with open(os.path.join(folder, "events.jsonl-20261129"), "wb") as out:
     out.truncate(1 << 30)
 """
-# The query in a process that then says its own peak memory.
+# The query in a process that then says its own peak memory. VmHWM, not ru_maxrss:
+# Linux carries ru_maxrss across execve, so a child of a large pytest process would
+# report pytest's size; VmHWM belongs to the new image alone.
 QUERY = """
-import resource, sys
+import sys
 from ds01_query.cli.main import main
 status = main(sys.argv[1:])
-sys.stderr.write(f"maxrss={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n")
+with open("/proc/self/status") as status_file:
+    hwm = next(line.split()[1] for line in status_file if line.startswith("VmHWM:"))
+sys.stderr.write(f"maxrss={hwm}\\n")
 sys.exit(status)
 """
 
