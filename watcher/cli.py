@@ -23,6 +23,7 @@ _FLAGS = (
     ("--gpu-interval", "gpu_interval_seconds", "seconds between GPU polls (default 30)"),
     ("--gpu-timeout", "gpu_timeout_seconds", "seconds an NVML poll may take (default 10)"),
     ("--inventory-file", "inventory_file", "the workload inventory (default in the state dir)"),
+    ("--metrics-port", "metrics_port", "serve Prometheus /metrics on 127.0.0.1:PORT (default off)"),
     ("--dcgm-url", "dcgm_url", "DCGM exporter metrics URL, or off"),
     ("--dcgm-interval", "dcgm_interval", "seconds between exporter probes (default 30)"),
     ("--dcgm-timeout", "dcgm_timeout", "seconds for a whole exporter answer (default 10)"),

@@ -162,3 +162,18 @@ def test_inventory_follows_the_state_dir(tmp_path: Path) -> None:
         {"config": config, "inventory_file": str(tmp_path / "inv.json")}, {}, **ROOTISH
     )
     assert settings.inventory_file == str(tmp_path / "inv.json")
+
+
+def test_metrics_port_flag_env_and_off() -> None:
+    """--metrics-port sets the port, over DS01_METRICS_PORT; "off" and no setting mean off."""
+    from watcher.cli import build_parser
+
+    args = build_parser().parse_args(["run", "--metrics-port", "9187"])
+    assert args.metrics_port == "9187"
+    rootish = {"euid": 0, "writable": lambda _path: True}
+    settings, _ = load_settings({"metrics_port": "9187"}, {"DS01_METRICS_PORT": "9000"}, **rootish)
+    assert settings.metrics_port == 9187
+    settings, _ = load_settings({"metrics_port": "off"}, {"DS01_METRICS_PORT": "9000"}, **rootish)
+    assert settings.metrics_port is None
+    settings, _ = load_settings({}, {}, **rootish)
+    assert settings.metrics_port is None
