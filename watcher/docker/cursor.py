@@ -6,11 +6,11 @@ crash or ``kill -9`` leaves either the previous or the new state, never a torn f
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 import msgspec
 
+from detectors.atomic_file import replace_file
 from watcher.docker.known_container import KnownContainer  # noqa: TC001 - msgspec needs it at runtime
 
 if TYPE_CHECKING:
@@ -52,19 +52,5 @@ def load_cursor(state_dir: Path) -> tuple[DockerCursor | None, str | None]:
 
 
 def save_cursor(state_dir: Path, cursor: DockerCursor) -> None:
-    """Replace the saved cursor atomically. Raises OSError (the caller decides)."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    path = state_dir / STATE_FILE
-    tmp = state_dir / f".{STATE_FILE}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, msgspec.json.encode(cursor))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    tmp.replace(path)
-    dir_fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Replace the saved cursor atomically (0600). Raises OSError (the caller decides)."""
+    replace_file(state_dir / STATE_FILE, msgspec.json.encode(cursor), mode=0o600)
