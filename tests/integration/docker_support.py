@@ -224,7 +224,9 @@ class Runner:
         """Return the events logged so far, decoded."""
         if not self.events_file.exists():
             return []
-        return [json.loads(line) for line in self.events_file.read_text().splitlines()]
+        # Only lines that end in a newline: the runner may be mid-append while we poll.
+        data = self.events_file.read_bytes()
+        return [json.loads(line) for line in data[: data.rfind(b"\n") + 1].splitlines()]
 
     def wait_for(self, predicate, timeout=60.0):
         """Poll the log until ``predicate(events)`` holds; return the events."""

@@ -32,12 +32,21 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
     return predicate()
 
 
+def complete_lines(data: bytes) -> list[bytes]:
+    """The lines of ``data`` that end in a newline.
+
+    The watcher may be in the middle of appending a batch while a test polls, and
+    a reader can see part of that write: the unterminated tail is not a line yet.
+    """
+    return data[: data.rfind(b"\n") + 1].splitlines()
+
+
 def read_events(*paths: Path) -> list[dict[str, Any]]:
-    """Every line of the given files, decoded."""
+    """Every complete line of the given files, decoded."""
     events: list[dict[str, Any]] = []
     for path in paths:
         if path.exists():
-            events.extend(msgspec.json.decode(line) for line in path.read_bytes().splitlines())
+            events.extend(msgspec.json.decode(line) for line in complete_lines(path.read_bytes()))
     return events
 
 
