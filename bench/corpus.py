@@ -70,9 +70,15 @@ _HOST_KINDS = ("maintenance", "monitoring", "watcher")
 REASONS = ["startup", "scrape timeout", "idle 72h", "dcgm restarted", "disk 91%"]
 
 
-def _event(rng: random.Random, when: datetime, users: int) -> dict[str, object]:
+# A busy day: the users' own events only (each of 40 users then has 1/40 = 2.5% of the lines).
+USER_WEIGHTS = [
+    0 if kind.startswith(_HOST_KINDS) else w for kind, w in zip(TYPES, TYPE_WEIGHTS, strict=True)
+]
+
+
+def _event(rng: random.Random, when: datetime, users: int, weights: list[int]) -> dict[str, object]:
     user = rng.choice(USERS[:users])
-    kind = rng.choices(TYPES, TYPE_WEIGHTS)[0]
+    kind = rng.choices(TYPES, weights)[0]
     uid = 1000 + USERS.index(user)
     details: dict[str, object]
     if kind.startswith(_CONTAINER_KINDS):
@@ -161,20 +167,23 @@ def generate(
     exotic: float = 0.17,
     malformed: float = 0.0,
     users: int = len(USERS),
+    host_events: bool = True,
 ) -> Iterator[str]:
     """``count`` lines (no newline), time-ordered within ``disorder``.
 
     With ``variety``, a share ``exotic`` of the lines use an unusual encoding and a
     share ``malformed`` are cut off mid-line (those are extra lines, not events).
     ``users``: how many of `USERS` the events are spread over (the first ones).
+    Without ``host_events``, every event is a user's (no watcher or monitoring lines).
     """
+    weights = TYPE_WEIGHTS if host_events else USER_WEIGHTS
     rng = random.Random(seed)
     step = span / max(count, 1)
     for index in range(count):
         when = start + step * index
         if disorder and rng.random() < 0.05:  # 5% of lines were written late
             when -= disorder * rng.random()
-        event = _event(rng, when, users)
+        event = _event(rng, when, users, weights)
         if variety and rng.random() < exotic:
             yield _exotic(rng, event)
             continue
