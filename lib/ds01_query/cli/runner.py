@@ -14,8 +14,7 @@ import sys
 from ds01_query.cli.streams import Streams
 from ds01_query.engine import reader
 from ds01_query.engine.dates import datetime, timedelta, timezone, tzinfo
-from ds01_query.engine.query import Filters, event_time, matches
-from ds01_query.engine.record import Record
+from ds01_query.engine.query import Filters, Record, event_time, matches
 from ds01_query.engine.timeorder import OrderBook, cache_path
 from ds01_query.engine.timespec import TimespecError, parse_timespec
 from ds01_query.scan import search

@@ -8,7 +8,6 @@ schemas are read: ``timestamp``/``event_type``/``details.container`` and the leg
 from __future__ import annotations
 
 from ds01_query.engine.dates import datetime, timezone
-from ds01_query.engine.record import Record
 
 # Kept off the import path of a plain query (dataclasses, typing, re, fnmatch): a
 # bisected --since query takes less time than importing them.
@@ -18,6 +17,39 @@ if TYPE_CHECKING:
     from typing import Any, ClassVar
 
 Obj = dict[str, "Any"]
+
+
+# dataclasses imports inspect and re, which cost more than a bisected query takes; a
+# subclass names its fields and defaults once in ``FIELDS`` and gets keyword-only
+# construction, equality and a repr from here. Shared with the command line's
+# `QueryRequest`, so that there is one definition.
+class Record:
+    """Keyword-only fields with defaults (``FIELDS``); compared and shown field by field."""
+
+    __slots__ = ()
+    FIELDS: ClassVar[dict[str, object]] = {}
+
+    def __init__(self, **given: object) -> None:
+        """Set every field: the given value, else its default. Unknown names: TypeError."""
+        unknown = [name for name in given if name not in self.FIELDS]
+        if unknown:
+            msg = f"{type(self).__name__} has no field {unknown[0]!r}"
+            raise TypeError(msg)
+        for name, default in self.FIELDS.items():
+            setattr(self, name, given.get(name, default))
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when of the same class and every field is equal."""
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self.FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        """Show every field, for test failures."""
+        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.FIELDS)
+        return f"{type(self).__name__}({fields})"
 
 
 class Filters(Record):
