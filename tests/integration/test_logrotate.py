@@ -56,7 +56,7 @@ def test_rename_nocreate_rotation_under_load_loses_nothing(
     log_dir = tmp_path / "log"
     watcher = make_watcher(log_dir=log_dir).start()
     config = CONFIG.read_text().replace("/var/log/ds01/events.jsonl", str(watcher.events_file))
-    config = config.replace("systemctl kill", "true || systemctl kill")
+    config = config.replace("systemctl --no-block reload", "true || systemctl --no-block reload")
     assert "nocreate" in config
     assert "dateformat -%Y%m%d-%s" in config
     conf = tmp_path / "logrotate.conf"
