@@ -56,6 +56,7 @@ class DeviceMap:
     def __init__(self, gpus: Iterable[Gpu], migs: Iterable[MigDevice]) -> None:
         self.gpus = {gpu.index: gpu for gpu in gpus}
         self.gpu_by_uuid = {gpu.uuid: gpu for gpu in self.gpus.values()}
+        self.gpu_by_minor = {g.minor: g for g in self.gpus.values() if g.minor is not None}
         self.migs = {(mig.parent_index, mig.mig_index): mig for mig in migs}
         self.mig_by_uuid = {mig.uuid: mig for mig in self.migs.values()}
 
@@ -79,9 +80,9 @@ class DeviceMap:
     def one(self, identifier: str) -> ResolvedDevice | None:
         """Resolve one identifier; None when it names nothing NVML sees."""
         value = identifier.strip()
-        index = _index_of(value)
-        if index is not None:
-            gpu = self.gpus.get(index)
+        node = _DEV_NODE.match(value)
+        if node or _INDEX.match(value):
+            gpu = self.node(int(node.group(1))) if node else self.gpus.get(int(value))
             return self.whole(gpu) if gpu is not None else None
         pair = _PAIR.match(value)
         if pair:
@@ -95,6 +96,15 @@ class DeviceMap:
         if legacy:
             return self._legacy(legacy.group(1), int(legacy.group(2)), int(legacy.group(3)))
         return None
+
+    def node(self, minor: int) -> Gpu | None:
+        """The GPU behind ``/dev/nvidia<minor>``: by the minor number NVML reports.
+
+        Only where NVML gave no minor number for any GPU is N taken as its index.
+        """
+        if self.gpu_by_minor:
+            return self.gpu_by_minor.get(minor)
+        return self.gpus.get(minor)
 
     def _legacy(self, gpu_uuid: str, gi: int, ci: int) -> ResolvedDevice | None:
         gpu = self.gpu_by_uuid.get(gpu_uuid)
@@ -119,13 +129,6 @@ class DeviceMap:
             mig_uuid=process.mig_uuid,
             mig_index=process.mig_index,
         )
-
-
-def _index_of(value: str) -> int | None:
-    if _INDEX.match(value):
-        return int(value)
-    node = _DEV_NODE.match(value)
-    return int(node.group(1)) if node else None
 
 
 def resolve(configured: Sequence[str], devices: DeviceMap) -> Resolution:

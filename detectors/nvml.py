@@ -271,6 +271,7 @@ class NvmlReader:
         memory = _total_mib(handle)
         mode = _value(pynvml.nvmlDeviceGetMigMode, handle)
         mig_mode = None if mode is None else bool(mode[0] == pynvml.NVML_DEVICE_MIG_ENABLE)
+        minor = _value(pynvml.nvmlDeviceGetMinorNumber, handle)
 
         def gpu(failed: str | None = None) -> Gpu:
             return Gpu(
@@ -280,6 +281,7 @@ class NvmlReader:
                 memory_total_mib=memory,
                 mig_mode=mig_mode,
                 failed=failed,
+                minor=minor if isinstance(minor, int) else None,
             )
 
         migs: list[MigDevice] = []

@@ -28,6 +28,9 @@ class Gpu(msgspec.Struct, frozen=True, kw_only=True):
     mig_mode: bool | None = None
     lost: bool = False
     failed: str | None = None
+    # The N of its /dev/nvidiaN node (None: NVML did not say). The driver numbers its
+    # nodes in its own probe order, which need not be NVML's index order.
+    minor: int | None = None
 
 
 class MigDevice(msgspec.Struct, frozen=True, kw_only=True):

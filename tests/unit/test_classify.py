@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -175,6 +176,18 @@ def test_resolve_reports_what_nvml_does_not_see():
     assert [d.gpu_index for d in resolution.devices] == [1]
     assert resolution.unresolved == ("7", "GPU-nope")
     assert allows(resolution, devices.whole(devices.gpus[0])) is False
+
+
+def test_device_node_names_the_gpu_with_that_minor_number():
+    """/dev/nvidiaN is the GPU whose minor number is N, not the one at NVML index N."""
+    gpus = [msgspec.structs.replace(g, minor=1 - g.index) for g in snapshot(count=2).gpus]
+    devices = DeviceMap(gpus, ())
+    resolution = resolve(["/dev/nvidia0", "/dev/nvidia5"], devices)
+    assert [d.gpu_index for d in resolution.devices] == [1]
+    assert resolution.unresolved == ("/dev/nvidia5",)
+    # Where NVML gave no minor number, N is taken as the index.
+    unnumbered = DeviceMap(snapshot(count=2).gpus, ())
+    assert [d.gpu_index for d in resolve(["/dev/nvidia0"], unnumbered).devices] == [0]
 
 
 identifiers = st.lists(

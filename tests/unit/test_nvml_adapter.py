@@ -71,6 +71,18 @@ def test_plain_gpus_processes_and_na_memory(fake: FakeNvml) -> None:
     assert snap.mig_devices[0].profile == "3g.40gb"
 
 
+def test_minor_numbers_are_what_the_driver_reports(fake: FakeNvml) -> None:
+    """Each GPU's minor number (its /dev/nvidiaN) is read, not assumed to be its index."""
+    snap = read(
+        fake, "gpu 0 uuid=GPU-aaaa minor=2\ngpu 1 uuid=GPU-bbbb\ngpu 2 uuid=GPU-cccc minor=0\n"
+    )
+    assert [(g.index, g.minor) for g in snap.gpus] == [(0, 2), (1, 1), (2, 0)]
+    unanswered = read(
+        fake, "gpu 0 uuid=GPU-aaaa\nerror nvmlDeviceGetMinorNumber NVML_ERROR_NOT_SUPPORTED\n"
+    )
+    assert [(g.index, g.minor, g.failed) for g in unanswered.gpus] == [(0, None, None)]
+
+
 def test_eight_gpus_with_seven_mig_devices_each(fake: FakeNvml) -> None:
     """8 GPUs x 7 MIG devices: 56 devices with profiles and ids, each process once on its device."""
     pids = list(range(1000, 1112))

@@ -207,7 +207,7 @@ nvmlReturn_t nvmlDeviceGetMinorNumber(nvmlDevice_t device, unsigned int *minor) 
     ENTER("nvmlDeviceGetMinorNumber", device, h);
     if (!minor) LEAVE(NVML_ERROR_INVALID_ARGUMENT);
     if (h->slot != PARENT) LEAVE(NVML_ERROR_NOT_SUPPORTED);
-    *minor = (unsigned)h->gpu;
+    *minor = cur.gpus[h->gpu].minor;
     LEAVE(NVML_SUCCESS);
 }
 

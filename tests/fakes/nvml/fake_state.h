@@ -42,6 +42,7 @@ struct gpu {
     unsigned max_mig;
     int lost;
     int parent_aggregate; /* the parent lists every MIG device's processes (root's view) */
+    unsigned minor;       /* N of /dev/nvidiaN: the index unless minor= says otherwise */
     struct mig migs[MAX_MIG];
 };
 

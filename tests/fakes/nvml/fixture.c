@@ -142,6 +142,10 @@ static int parse_line(int ln, char *line) {
         g->memory = 81920 * MIB;
         g->mig_mode = MIG_NONE;
         g->max_mig = 7;
+        g->minor = (unsigned)num;
+        if ((v = value(w, n, "minor")) && (to_int(v, &num) || num < 0 || num > 255))
+            return parse_error(ln, "minor= is 0 to 255");
+        if (v) g->minor = (unsigned)num;
         if ((v = value(w, n, "uuid"))) snprintf(g->uuid, sizeof g->uuid, "%s", v);
         if ((v = value(w, n, "name"))) snprintf(g->name, sizeof g->name, "%s", v);
         if ((v = value(w, n, "memory")) && (parse_memory(v, &g->memory) || g->memory == NOT_AVAILABLE))
