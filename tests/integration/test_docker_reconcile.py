@@ -81,3 +81,29 @@ def test_quiet_source_restart_reports_gap(tmp_path, containers):
     assert [(e["event_type"], e["details"].get("inferred")) for e in mine] == [
         ("container.create", None)
     ]
+
+
+def test_failed_start_while_unwatched_is_inferred(tmp_path, containers):
+    """A `docker run` that failed before the watcher first ran is discovered with its error."""
+    import docker as docker_sdk
+
+    failed = containers.create(["/no-such-command-here"], labels={"ds01.user": "gil"})
+    with pytest.raises(docker_sdk.errors.APIError):
+        failed.start()
+    runner = Runner(tmp_path)  # a first run: no replay, only the listing tells
+    runner.start()
+    events = runner.wait_for(
+        lambda ev: any(
+            e["event_type"] == "container.start_failed" for e in for_container(ev, failed.id)
+        )
+    )
+    runner.stop()
+    mine = for_container(events, failed.id)
+    assert [e["event_type"] for e in mine] == [
+        "detection.container_discovered",
+        "container.start_failed",
+    ]
+    details = mine[1]["details"]
+    assert (details["inferred"], details["exit_code"]) == (True, 127)
+    assert "no-such-command-here" in details["error"]
+    assert mine[1]["user"] == "gil"

@@ -39,6 +39,21 @@ def test_discovered_running_gpu_holder():
     assert got[0].user == "alice"
 
 
+def test_discovered_after_a_failed_start():
+    """A new container whose start failed (State.Error) is discovered, then its failure logged."""
+    error = 'exec: "nosuch": executable file not found in $PATH'
+    got = reconcile({}, {"a": k(running=False, exit_code=127, start_error=error)})
+    assert summary(got) == [
+        ("detection.container_discovered", "a", True),
+        ("container.start_failed", "a", True),
+    ]
+    assert (got[1].details["exit_code"], got[1].details["error"]) == (127, error)
+    # A container that merely stopped, with no error, is discovered and nothing more.
+    assert summary(reconcile({}, {"a": k(running=False, exit_code=0)})) == [
+        ("detection.container_discovered", "a", True)
+    ]
+
+
 def test_stopped_unseen():
     """A known running container found exited gives an inferred stop with inspect facts."""
     before = {"a": k(running=True, gpus=["GPU-1"])}

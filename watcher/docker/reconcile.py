@@ -36,7 +36,7 @@ def reconcile(
     """Inferred events that turn ``known`` into ``current`` (both keyed by container id).
 
     New container: detection.container_discovered (+ gpu.allocate if it runs
-    holding GPUs). Gone container:
+    holding GPUs, + container.start_failed if inspect says its start failed). Gone container:
     detection.container_exited (+ gpu.release if it was running with GPUs). A known
     container that stopped or started: container.stop / container.start with the
     GPU events.
@@ -59,6 +59,18 @@ def reconcile(
             if now.running:
                 events.extend(
                     holding_events(cid, now, timestamp=timestamp, inferred=True, resolve=resolve)
+                )
+            elif now.start_error:  # a `docker run` that failed while nobody watched
+                events.append(
+                    container_event(
+                        "container.start_failed",
+                        cid,
+                        now,
+                        timestamp=timestamp,
+                        inferred=True,
+                        exit_code=now.exit_code,
+                        error=now.start_error,
+                    )
                 )
         elif before.running and not now.running:
             reason = stop_reason(
