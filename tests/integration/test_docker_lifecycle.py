@@ -60,8 +60,13 @@ def test_labelled_managed_gpu_container(containers, runner):
         environment={"NVIDIA_VISIBLE_DEVICES": "GPU-1111,MIG-2222"},
     )
     c.start()
+    # dockerd logs a pause from its API and again from containerd's own event when the
+    # unpause takes the container's lock first: back-to-back calls can each be reported
+    # twice (docs/docker-source.md). An admin's pause is never that fast; wait for it.
     c.pause()
+    runner.wait_for(lambda evs: "container.pause" in sequence(evs, c.id))
     c.unpause()
+    runner.wait_for(lambda evs: "container.unpause" in sequence(evs, c.id))
     c.rename(f"job2-{containers.run_id}")
     c.stop(timeout=1)  # sleep as PID 1 ignores SIGTERM: SIGKILL follows
     c.remove()
