@@ -82,6 +82,22 @@ def test_full_lifecycle_with_gpu_unmanaged():
     assert CID not in life.containers
 
 
+def test_removed_while_thought_running_is_an_inferred_stop_first():
+    """A destroy with no die seen (it fell into a gap): an inferred stop and release, then remove."""
+    life = ContainerLifecycle()
+    gpu = insp(env=["NVIDIA_VISIBLE_DEVICES=GPU-a"], labels={"ds01.managed": "true"})
+    life.handle(ev("create", 1), gpu)
+    life.handle(ev("start", 2))
+    out = life.handle(ev("destroy", 9))
+    assert types(out) == ["container.stop", "gpu.release", "container.remove"]
+    stop, release, remove = out
+    assert stop.details["inferred"] is True
+    assert stop.details["reason"] is None  # not seen, so not guessed
+    assert release.details["inferred"] is True
+    assert "inferred" not in remove.details
+    assert {e.timestamp for e in out} == {timestamp_from_nanos(T0 + 9)}
+
+
 def test_infrastructure_gpu_holder_not_flagged():
     """Infrastructure containers holding GPUs get gpu.allocate but are never flagged."""
     life = ContainerLifecycle()

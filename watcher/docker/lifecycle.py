@@ -393,7 +393,31 @@ class ContainerLifecycle:
         self._first_kill.pop(cid, None)
         self._last_signal.pop(cid, None)
         self._oom.discard(cid)
-        return [container_event("container.remove", cid, known, timestamp=timestamp)]
+        removed = container_event("container.remove", cid, known, timestamp=timestamp)
+        if not known.running:
+            return [removed]
+        # Removed while we still thought it ran: its die fell into a gap (dockerd
+        # restarted and the container was removed before we reconnected). Say it
+        # stopped, unseen, so that its GPUs are released in the log too.
+        known.running = False
+        return [
+            container_event(
+                "container.stop",
+                cid,
+                known,
+                timestamp=timestamp,
+                inferred=True,
+                exit_code=None,
+                oom=None,
+                signal=None,
+                reason=None,
+                ran_s=None,
+            ),
+            *release_events(
+                cid, known, timestamp=timestamp, inferred=True, resolve=self.resolve_devices
+            ),
+            removed,
+        ]
 
     def _on_rename(
         self,
