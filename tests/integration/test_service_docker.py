@@ -244,3 +244,41 @@ def test_no_engine_keeps_serving_then_connects(make_watcher: Callable[..., Watch
     said = watcher.stderr()
     assert said.count("no Docker engine") == 1, said
     assert "answers again" in said
+
+
+def test_restart_policy_across_dockerd_restart_keeps_gpus_balanced(
+    make_watcher: Callable[..., Watcher],
+) -> None:
+    """A --restart=always GPU holder brought back by dockerd: a stop and a release between starts."""
+    labels = {"ds01.test": "1", "ds01.user": "dora", "ds01.managed": "true"}
+    with private_dockerd() as dockerd:
+        client = client_for(dockerd.host)
+        holder = client.containers.create(
+            IMAGE,
+            ["sleep", "300"],
+            network_mode="none",
+            labels=labels,
+            environment={"NVIDIA_VISIBLE_DEVICES": "GPU-1111"},
+            restart_policy={"Name": "always"},
+        )
+        watcher = service(make_watcher, dockerd.host)
+        start_connected(watcher)
+        holder.start()
+        wait_log(watcher, lambda ev: "gpu.allocate" in kinds(ev, holder.id))
+        dockerd.stop()  # by pid; the container dies with it and comes back with the daemon
+        dockerd.start()
+        events = wait_log(watcher, lambda ev: kinds(ev, holder.id).count("gpu.allocate") == 2)
+        client_for(dockerd.host).containers.get(holder.id).remove(force=True)
+        assert watcher.stop() == 0
+    mine = kinds(events, holder.id)
+    first, second = (i for i, kind in enumerate(mine) if kind == "container.start")
+    between = mine[first:second]
+    # Whether the old daemon's die reached us or fell into the gap, the run is closed.
+    assert between.count("container.stop") == 1, mine
+    assert between.count("gpu.release") == 1, mine
+    assert mine.count("gpu.allocate") == 2, mine
+
+
+def kinds(events: list[dict[str, Any]], cid: str) -> list[str]:
+    """The event types logged for one container, in order."""
+    return [e["event_type"] for e in for_container(events, cid)]

@@ -98,6 +98,26 @@ def test_removed_while_thought_running_is_an_inferred_stop_first():
     assert {e.timestamp for e in out} == {timestamp_from_nanos(T0 + 9)}
 
 
+def test_started_again_while_thought_running_is_an_inferred_stop_first():
+    """A second start with no die between (dockerd restarted it): stop and release, then start."""
+    life = ContainerLifecycle()
+    gpu = insp(env=["NVIDIA_VISIBLE_DEVICES=GPU-a"], labels={"ds01.managed": "true"})
+    life.handle(ev("create", 1), gpu)
+    life.handle(ev("start", 2))
+    out = life.handle(ev("start", 9))
+    assert types(out) == ["container.stop", "gpu.release", "container.start", "gpu.allocate"]
+    assert [e.details.get("inferred") for e in out] == [True, True, None, None]
+
+
+def test_first_met_at_its_start_is_no_unseen_stop():
+    """A container first seen at its start event (inspect already says running) just starts."""
+    life = ContainerLifecycle()
+    running = insp(
+        env=["NVIDIA_VISIBLE_DEVICES=GPU-a"], labels={"ds01.managed": "true"}, running=True
+    )
+    assert types(life.handle(ev("start", 2), running)) == ["container.start", "gpu.allocate"]
+
+
 def test_infrastructure_gpu_holder_not_flagged():
     """Infrastructure containers holding GPUs get gpu.allocate but are never flagged."""
     life = ContainerLifecycle()

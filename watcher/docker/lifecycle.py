@@ -142,15 +142,21 @@ class ContainerLifecycle:
         attributes = dict((event.get("Actor") or {}).get("Attributes") or {})
         previous = self.containers.get(cid)
         old_name = previous.name if previous is not None else None
+        timestamp = timestamp_from_nanos(key.time_nano)
+        # Only our own tracking says "running" here: a container first met at this
+        # event has its state from inspect, which already shows the start.
+        unseen = (
+            self._unseen_stop(cid, previous, timestamp)
+            if previous is not None and action in ("start", "destroy")
+            else []
+        )
         known = self._refresh(cid, event, inspect, attributes)
         if action == "rename":
-            stamp = timestamp_from_nanos(key.time_nano)
-            return self._on_rename(cid, known, attributes, old_name, stamp)
-        timestamp = timestamp_from_nanos(key.time_nano)
+            return self._on_rename(cid, known, attributes, old_name, timestamp)
         handler = getattr(self, f"_on_{action}", None)
         if handler is not None:
             result: list[Event] = handler(cid, known, attributes, inspect, timestamp)
-            return result
+            return [*unseen, *result]
         if action in _SIMPLE:
             return [container_event(_SIMPLE[action], cid, known, timestamp=timestamp)]
         return []
@@ -393,12 +399,18 @@ class ContainerLifecycle:
         self._first_kill.pop(cid, None)
         self._last_signal.pop(cid, None)
         self._oom.discard(cid)
-        removed = container_event("container.remove", cid, known, timestamp=timestamp)
+        return [container_event("container.remove", cid, known, timestamp=timestamp)]
+
+    def _unseen_stop(self, cid: str, known: KnownContainer, timestamp: str) -> list[Event]:
+        """An inferred stop (and release) for a container still thought running, else nothing.
+
+        A start or a destroy of a container we think runs means its die fell into a
+        gap: dockerd restarted, killing it, and then restarted it (a restart policy)
+        or it was removed before the stream was back. Reason and exit code are not
+        known, so they are null, not guessed; the release keeps the GPU count true.
+        """
         if not known.running:
-            return [removed]
-        # Removed while we still thought it ran: its die fell into a gap (dockerd
-        # restarted and the container was removed before we reconnected). Say it
-        # stopped, unseen, so that its GPUs are released in the log too.
+            return []
         known.running = False
         return [
             container_event(
@@ -416,7 +428,6 @@ class ContainerLifecycle:
             *release_events(
                 cid, known, timestamp=timestamp, inferred=True, resolve=self.resolve_devices
             ),
-            removed,
         ]
 
     def _on_rename(
