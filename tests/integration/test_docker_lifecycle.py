@@ -159,14 +159,20 @@ def test_colliding_labels_never_override_facts(containers, runner):
 
 def test_oom_kill(containers, runner):
     """A container killed by the OOM killer logs resource.oom_kill and a stop with reason oom."""
-    c = containers.create(
-        ["sh", "-c", "x=a; while :; do x=$x$x; done"], mem_limit="8m", memswap_limit="8m"
-    )
-    c.start()
-    result = c.wait(timeout=60)
-    c.reload()
-    if not c.attrs["State"]["OOMKilled"]:
-        pytest.skip(f"the kernel did not OOM-kill the container (exit {result})")
+    # dockerd sometimes records exit 137 without OOMKilled (containerd's OOM event came
+    # after the exit): try again rather than skip, since a skip here tests nothing.
+    for _attempt in range(4):
+        c = containers.create(
+            ["sh", "-c", "x=a; while :; do x=$x$x; done"], mem_limit="8m", memswap_limit="8m"
+        )
+        c.start()
+        result = c.wait(timeout=60)
+        c.reload()
+        if c.attrs["State"]["OOMKilled"]:
+            break
+        c.remove()
+    else:
+        pytest.skip(f"the kernel did not OOM-kill the container in 4 tries (exit {result})")
     c.remove()
     events = runner.wait_for(removed(c.id))
     assert sequence(events, c.id) == [
