@@ -171,20 +171,29 @@ def _waits(collected: Collected) -> list[float]:
     return [start - end for end, start in zip(ends, starts[1:], strict=False)]
 
 
-def test_term_ignoring_exporter_is_killed_and_that_is_logged(
-    client,  # type: ignore[no-untyped-def]
-    tmp_path: Path,
-) -> None:
-    """Docker-API path: a container deaf to SIGTERM is killed after the stop timeout; killed: true."""
-    name = f"ds01-test-dcgm-deaf-{tmp_path.name[-8:].lower().replace('_', '-')}"
+DEAF_TO_TERM = "trap '' TERM; while :; do sleep 1; done"
+
+
+def _exporter_container(client, tmp_path: Path, kind: str, script: str):  # type: ignore[no-untyped-def]
+    """A busybox stand-in named for this test, running ``script`` under sh; returns its name too."""
+    name = f"ds01-test-dcgm-{kind}-{tmp_path.name[-8:].lower().replace('_', '-')}"
     container = client.containers.run(
         IMAGE,
-        ["sh", "-c", "trap '' TERM; while :; do sleep 1; done"],
+        ["sh", "-c", script],
         name=name,
         detach=True,
         network_mode="none",
         labels={"ds01.test": "1"},
     )
+    return name, container
+
+
+def test_term_ignoring_exporter_is_killed_and_that_is_logged(
+    client,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    """Docker-API path: a container deaf to SIGTERM is killed after the stop timeout; killed: true."""
+    name, container = _exporter_container(client, tmp_path, "deaf", DEAF_TO_TERM)
     try:
         collected = Collected()
         refused = f"http://127.0.0.1:{free_port()}/metrics"
@@ -204,15 +213,8 @@ def test_term_ignoring_exporter_is_killed_and_that_is_logged(
 
 def test_graceful_stop_is_not_a_kill(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """A container that ends on SIGTERM is restarted with killed: false."""
-    name = f"ds01-test-dcgm-kind-{tmp_path.name[-8:].lower().replace('_', '-')}"
-    container = client.containers.run(
-        IMAGE,
-        ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.2; done"],
-        name=name,
-        detach=True,
-        network_mode="none",
-        labels={"ds01.test": "1"},
-    )
+    script = "trap 'exit 0' TERM; while :; do sleep 0.2; done"
+    name, container = _exporter_container(client, tmp_path, "kind", script)
     try:
         restarter = ExporterRestarter(
             unit="", container=name, stop_timeout=5.0, systemd_running=lambda: False
@@ -230,15 +232,7 @@ def test_unit_stop_lines_end_a_term_ignoring_exporter_in_time(client, tmp_path: 
     """The unit's ExecStop and ExecStopPost, run on the real engine, end it within TimeoutStopSec."""
     service = _unit("ds01-dcgm-exporter.service")["Service"]
     unit_name = "ds01-dcgm-exporter"
-    name = f"ds01-test-dcgm-unit-{tmp_path.name[-8:].lower().replace('_', '-')}"
-    client.containers.run(
-        IMAGE,
-        ["sh", "-c", "trap '' TERM; while :; do sleep 1; done"],
-        name=name,
-        detach=True,
-        network_mode="none",
-        labels={"ds01.test": "1"},
-    )
+    name, _ = _exporter_container(client, tmp_path, "unit", DEAF_TO_TERM)
     try:
         limit = float(service["TimeoutStopSec"])
         start = time.monotonic()
