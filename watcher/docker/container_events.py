@@ -150,6 +150,31 @@ def release_events(
     ]
 
 
+def stop_events(
+    container_id: str,
+    known: KnownContainer,
+    *,
+    timestamp: str | None,
+    inferred: bool = False,
+    resolve: DeviceResolver | None = None,
+    held: KnownContainer | None = None,
+    **facts: Any,
+) -> list[Event]:
+    """container.stop with ``facts`` (exit_code, oom, signal, reason, ran_s) and its gpu.release.
+
+    Every stop releases what the run held, so that the log's allocations balance;
+    ``held``: the state whose devices the run held, when not ``known`` itself.
+    """
+    return [
+        container_event(
+            "container.stop", container_id, known, timestamp=timestamp, inferred=inferred, **facts
+        ),
+        *release_events(
+            container_id, held or known, timestamp=timestamp, inferred=inferred, resolve=resolve
+        ),
+    ]
+
+
 def stop_reason(
     *, oom: bool, kill_signal: str | None, killed: bool, stop_signal: str | None
 ) -> str:

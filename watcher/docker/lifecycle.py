@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 from watcher.docker.container_events import (
     container_event,
     holding_events,
-    release_events,
     signal_number,
+    stop_events,
     stop_reason,
 )
 from watcher.docker.known_container import (
@@ -295,20 +295,17 @@ class ContainerLifecycle:
         self._first_kill.pop(cid, None)
         self._last_signal.pop(cid, None)
         self._oom.discard(cid)
-        return [
-            container_event(
-                "container.stop",
-                cid,
-                known,
-                timestamp=timestamp,
-                exit_code=exit_code,
-                oom=oom,
-                signal=signal_number(signal),
-                reason=reason,
-                ran_s=self._ran_s(known, state),
-            ),
-            *release_events(cid, known, timestamp=timestamp, resolve=self.resolve_devices),
-        ]
+        return stop_events(
+            cid,
+            known,
+            timestamp=timestamp,
+            resolve=self.resolve_devices,
+            exit_code=exit_code,
+            oom=oom,
+            signal=signal_number(signal),
+            reason=reason,
+            ran_s=self._ran_s(known, state),
+        )
 
     def _ran_s(self, known: KnownContainer, state: Mapping[str, Any]) -> float | None:
         """How long the run took: inspect's own bounds, else start event to die event."""
@@ -412,23 +409,18 @@ class ContainerLifecycle:
         if not known.running:
             return []
         known.running = False
-        return [
-            container_event(
-                "container.stop",
-                cid,
-                known,
-                timestamp=timestamp,
-                inferred=True,
-                exit_code=None,
-                oom=None,
-                signal=None,
-                reason=None,
-                ran_s=None,
-            ),
-            *release_events(
-                cid, known, timestamp=timestamp, inferred=True, resolve=self.resolve_devices
-            ),
-        ]
+        return stop_events(
+            cid,
+            known,
+            timestamp=timestamp,
+            inferred=True,
+            resolve=self.resolve_devices,
+            exit_code=None,
+            oom=None,
+            signal=None,
+            reason=None,
+            ran_s=None,
+        )
 
     def _on_rename(
         self,

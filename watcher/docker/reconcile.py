@@ -14,6 +14,7 @@ from watcher.docker.container_events import (
     container_event,
     holding_events,
     release_events,
+    stop_events,
     stop_reason,
 )
 from watcher.docker.times import timestamp_from_nanos
@@ -76,22 +77,20 @@ def reconcile(
             reason = stop_reason(
                 oom=bool(now.oom_killed), kill_signal=None, killed=False, stop_signal=None
             )
-            events.append(
-                container_event(
-                    "container.stop",
+            events.extend(
+                stop_events(
                     cid,
                     now,
                     timestamp=timestamp,
                     inferred=True,
+                    resolve=resolve,
+                    held=before,
                     exit_code=now.exit_code,
                     oom=now.oom_killed,
                     signal=None,
                     reason=reason,
                     ran_s=now.ran_s,
                 )
-            )
-            events.extend(
-                release_events(cid, before, timestamp=timestamp, inferred=True, resolve=resolve)
             )
         elif now.running and not before.running:
             events.append(
