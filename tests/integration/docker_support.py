@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.watcher_support import complete_lines
+
 docker = pytest.importorskip("docker")
 
 IMAGE = os.environ.get("DS01_TEST_IMAGE", "ds01-test/busybox:latest")
@@ -225,8 +227,7 @@ class Runner:
         if not self.events_file.exists():
             return []
         # Only lines that end in a newline: the runner may be mid-append while we poll.
-        data = self.events_file.read_bytes()
-        return [json.loads(line) for line in data[: data.rfind(b"\n") + 1].splitlines()]
+        return [json.loads(line) for line in complete_lines(self.events_file.read_bytes())]
 
     def wait_for(self, predicate, timeout=60.0):
         """Poll the log until ``predicate(events)`` holds; return the events."""
